@@ -1,0 +1,33 @@
+"""One way to run Lightning training for every stage: checkpoints, resume, CSV logs, progress bar."""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+
+def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_cfg: DictConfig | dict, out_dir: str,
+        monitor: str, mode: str = "max", seed: int = 0, extra_callbacks: list | None = None) -> dict[str, Any]:
+    """Train with checkpoints in `<out_dir>/checkpoints` (best by `monitor`, and last); a rerun resumes
+    from `last.ckpt`. The best checkpoint is copied to `best.ckpt` so later stages name one fixed file."""
+    pl.seed_everything(seed, workers=True)
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
+                           save_last=True, auto_insert_metric_name=False)
+    callbacks = [best, LearningRateMonitor("epoch")] + list(extra_callbacks or [])
+    trainer: pl.Trainer = instantiate(trainer_cfg, callbacks=callbacks,
+                                      logger=CSVLogger(out_dir, name="logs", version=0), default_root_dir=out_dir)
+    last = os.path.join(ckpt_dir, "last.ckpt")
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if os.path.exists(last) else None)
+    best_path = best.best_model_path or last
+    if trainer.is_global_zero and best_path and os.path.exists(best_path):
+        shutil.copyfile(best_path, os.path.join(ckpt_dir, "best.ckpt"))
+    score = best.best_model_score
+    return {"best_checkpoint": os.path.join(ckpt_dir, "best.ckpt"), "best_score": float(score) if score is not None else None,
+            "epochs": trainer.current_epoch, "steps": trainer.global_step}

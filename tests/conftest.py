@@ -1,0 +1,82 @@
+"""Shared fixtures: the real face data root and small prepared face sets built once per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import factory  # noqa: E402,F401  (config resolvers)
+from factory.paths import REPO_ROOT  # noqa: E402
+
+DATA_DIR = Path(os.environ.get("SWAP_FACTORY_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real face data; the suite fails (not skips) without it, as CI always has it."""
+    assert (DATA_DIR / "celeba-wild" / "identities.txt").exists(), f"face data not found at {DATA_DIR}"
+    return DATA_DIR
+
+
+def celeba_wild_sample(data_dir: Path, n_ids: int, per_id: int) -> list[str]:
+    """File names of `per_id` photos each of the first `n_ids` identities (sorted) with that many photos."""
+    by_id: dict[str, list[str]] = {}
+    for line in (data_dir / "celeba-wild" / "identities.txt").read_text().split("\n"):
+        if line.strip():
+            f, i = line.split()
+            by_id.setdefault(i, []).append(f)
+    chosen = [fs[:per_id] for _, fs in sorted(by_id.items(), key=lambda kv: int(kv[0])) if len(fs) >= per_id][:n_ids]
+    return sorted(f for fs in chosen for f in fs)
+
+
+def make_bad_files(folder: Path, good_photo: Path) -> dict[str, str]:
+    """Deliberately bad inputs, each with the skip reason (or conversion) prepare must report."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "truncated.jpg").write_bytes(good_photo.read_bytes()[:3000])
+    im = Image.open(good_photo)
+    im.convert("L").save(folder / "grey.jpg")
+    im.resize((20, 24)).save(folder / "tiny.jpg")
+    Image.fromarray((np.random.default_rng(0).random((160, 160, 3)) * 255).astype("uint8")).save(folder / "noise.jpg")
+    im.convert("CMYK").save(folder / "cmyk.jpg")
+    im.convert("RGBA").save(folder / "alpha.png")
+    return {"empty.jpg": "empty_file", "notes.txt": "not_an_image", "truncated.jpg": "truncated",
+            "grey.jpg": "grayscale", "tiny.jpg": "too_small", "noise.jpg": "no_face"}
+
+
+@pytest.fixture(scope="session")
+def small_faces(tmp_path_factory, data_dir) -> dict:
+    """A prepared face store from 12 CelebA identities × 6 wild photos + 12 aligned crops + 12 UTKFace
+    faces + a folder of bad files (one run per session, reused by later stages' tests)."""
+    from factory.prepare import AlignConfig, prepare
+    from factory.sources import FolderSource
+
+    root = tmp_path_factory.mktemp("small")
+    wild = root / "wild"
+    wild.mkdir()
+    files = celeba_wild_sample(data_dir, 12, 6)
+    for f in files:
+        (wild / f).symlink_to(data_dir / "celeba-wild" / "images" / f)
+    expected_bad = make_bad_files(root / "bad", data_dir / "celeba-wild" / "images" / files[0])
+    ident_file = data_dir / "celeba-wild" / "identities.txt"
+    sources = [
+        FolderSource("celeba-wild", str(wild), identities=str(ident_file), namespace="celeba"),
+        FolderSource("celeba-aligned", str(data_dir / "celeba-aligned" / "images"),
+                     identities=str(data_dir / "celeba-aligned" / "identities.txt"), namespace="celeba",
+                     cropped=True, limit=12),
+        FolderSource("utkface", str(data_dir / "utkface" / "images"), labels="utkface", cropped=True, limit=12,
+                     max_out_of_frame=0.6),
+        FolderSource("bad", str(root / "bad")),
+    ]
+    out = root / "faces"
+    report = prepare(sources, str(out), AlignConfig(), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0,
+                     shard_size=16, workers=1, progress=False)
+    return {"dir": out, "report": report, "sources": sources, "bad": expected_bad, "wild_files": files}
