@@ -68,6 +68,7 @@ def verification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: floa
         "tar_at_far_1e-3": float(np.interp(1e-3, fpr, tpr)),
         "threshold": thr,
         "accuracy": float(((scores >= thr) == labels).mean()),
+        "balanced_accuracy": float(((scores[labels] >= thr).mean() + (scores[~labels] < thr).mean()) / 2),
         "genuine_pairs": int(labels.sum()), "impostor_pairs": int((~labels).sum()),
     }
     return out
