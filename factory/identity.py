@@ -23,9 +23,9 @@ def crop_resize(x: torch.Tensor, box: tuple[float, float, float, float], size: i
     if box == (0.0, 0.0, 1.0, 1.0) and x.shape[-1] == size:
         return x
     theta = torch.tensor([[x1 - x0, 0.0, x0 + x1 - 1.0], [0.0, y1 - y0, y0 + y1 - 1.0]], dtype=x.dtype, device=x.device)
-    if x.shape[-1] > 1.5 * size * (x1 - x0):  # downsampling: smooth first so the grid sample does not alias
-        x = F.interpolate(x, scale_factor=size * (x1 - x0) / x.shape[-1], mode="bilinear", antialias=True,
-                          align_corners=False)
+    box_px = x.shape[-1] * (x1 - x0)
+    if box_px > 1.5 * size:  # downsampling: smooth first so the grid sample does not alias
+        x = F.interpolate(x, scale_factor=size / box_px, mode="bilinear", antialias=True, align_corners=False)
     grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), [x.shape[0], x.shape[1], size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 

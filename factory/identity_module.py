@@ -1,6 +1,7 @@
 """Lightning module that trains a `TimmEncoder` with a margin head (claim 3) and scores held-out pairs."""
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -56,10 +57,9 @@ class IdentityModule(pl.LightningModule):
         no_decay = [p for n, p in self.named_parameters() if p.ndim <= 1]
         opt = torch.optim.SGD([{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0}],
                               lr=hp.lr, momentum=hp.momentum, nesterov=True)
-        total = self.trainer.estimated_stepping_batches
-        warm = max(1, int(total * hp.warmup_epochs / max(1, self.trainer.max_epochs)))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total, pct_start=warm / total,
-                                                    anneal_strategy="cos", div_factor=20, final_div_factor=200)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = int(total * hp.warmup_epochs / max(1, self.trainer.max_epochs))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warm, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -70,3 +70,11 @@ def load_trained_encoder(checkpoint: str) -> TimmEncoder:
                                 f"or choose identity=dlib")
     module = IdentityModule.load_from_checkpoint(checkpoint, map_location="cpu")
     return module.encoder.eval().requires_grad_(False)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.01) -> float:
+    """LR factor: linear warm-up over `warmup` steps, then cosine decay to `floor`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))

@@ -10,7 +10,7 @@ from factory.training import fit
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_identity")
 def main(cfg: DictConfig) -> dict:
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     module = instantiate(cfg.identity_model, num_classes=datamodule.num_classes, _convert_="all")
     result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/auc", seed=cfg.seed)

@@ -69,7 +69,7 @@ def test_train_identity_tiny_run_end_to_end(small_faces, tmp_path):
     cmd = [sys.executable, "-m", "pipelines.train_identity", f"paths.faces_dir={small_faces['dir']}", f"out_dir={out}",
            "trainer.max_epochs=6", "data.batch_size=16", "data.num_workers=0", "data.augment_strength=0",
            "identity_model.lr=0.05", "identity_model.margin.margin=0.1", "identity_model.warmup_epochs=0",
-           "+trainer.limit_val_batches=1", "identity_model.encoder.dropout=0"]
+           "+trainer.limit_val_batches=1", "identity_model.encoder.dropout=0", "trainer.log_every_n_steps=1"]
     run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert run.returncode == 0, run.stderr[-3000:]
     import csv

@@ -134,3 +134,12 @@ def test_changed_config_refuses_to_mix(small_faces):
     with pytest.raises(RuntimeError, match="different config"):
         prepare(small_faces["sources"], str(small_faces["dir"]), AlignConfig(size=64), {"train": 1.0}, workers=1,
                 progress=False)
+
+
+def test_readable_by_timm_wds_reader(small_faces):
+    from timm.data.readers.reader_wds import ReaderWds
+
+    reader = ReaderWds(str(small_faces["dir"]), split="val", target_key="age")  # timm targets are ints
+    assert len(reader) == small_faces["report"]["splits"]["val"]["faces"]
+    images = [img for img, age in reader if age >= -1]
+    assert len(images) == len(reader) and images[0].size == (128, 128)
