@@ -77,6 +77,11 @@ def test_train_identity_tiny_run_end_to_end(small_faces, tmp_path):
     rows = [r for r in csv.DictReader(open(out / "logs" / "version_0" / "metrics.csv")) if r.get("train/loss")]
     losses = [float(r["train/loss"]) for r in rows]
     assert len(losses) >= 4 and np.mean(losses[-2:]) < np.mean(losses[:2]), losses
+    # a rerun with a longer schedule resumes from last.ckpt instead of starting over
+    more = subprocess.run([c if not c.startswith("trainer.max_epochs") else "trainer.max_epochs=7" for c in cmd],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in more.stdout + more.stderr
     from factory.identity_module import load_trained_encoder
 
     enc = load_trained_encoder(str(out / "checkpoints" / "best.ckpt"))
