@@ -195,14 +195,23 @@ def _report(inputs, pre_skipped, summaries, splits, wall, ran, total, made) -> d
 
 
 def _contact(out_dir: str, splits: list[str], n: int) -> None:
+    """Contact sheet with faces from every split and every source (round robin), landmarks drawn."""
+    from factory.facedata import decode
+
+    per_split = max(1, n // len(splits))
     faces, points, captions = [], [], []
     for split in splits:
-        for k, sample in enumerate(iter_samples(out_dir, split)):
-            if k >= n // len(splits):
-                break
-            faces.append(sample["jpg"])
-            points.append(sample["json"]["landmarks"])
-            captions.append(f'{split} {sample["json"]["identity"]}')
+        by_source: dict[str, list[dict]] = {}
+        for sample in iter_samples(out_dir, split, decode=False):
+            meta = json.loads(sample["json"])
+            group = by_source.setdefault(meta["source"], [])
+            if len(group) < per_split:
+                group.append({"jpg": sample["jpg"], "meta": meta})
+        order = [g[k] for k in range(per_split) for g in by_source.values() if k < len(g)][:per_split]
+        for item in order:
+            faces.append(decode(item["jpg"]))
+            points.append(item["meta"]["landmarks"])
+            captions.append(f'{split} {item["meta"]["identity"]}')
     if faces:
         contact_sheet(faces, os.path.join(out_dir, "contact_sheet.png"), captions=captions, points=points)
 
