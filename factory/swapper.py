@@ -139,6 +139,13 @@ class FaceSwapper(nn.Module):
         self.texture = TextureEncoder(width, levels)
         self.decoder = Decoder(self.texture.channels, identity.embedding_dim, blocks)
 
+    def train(self, mode: bool = True) -> "FaceSwapper":
+        """Train the texture encoder and decoder; the identity encoder stays frozen in eval mode
+        (its BatchNorm statistics and dropout must not change under Lightning's `.train()`)."""
+        super().train(mode)
+        self.identity.eval()
+        return self
+
     def resize(self, faces: torch.Tensor) -> torch.Tensor:
         if faces.shape[-1] == self.size:
             return faces

@@ -16,6 +16,8 @@ def test_swapper_shapes_range_and_determinism():
     other = sw(a, torch.roll(ident, 1, 0)).detach()
     assert (other - out).abs().mean() > 1e-4  # the decoder reads the identity vector
     assert not any(p.requires_grad for p in sw.identity.parameters())
+    sw.train()
+    assert sw.texture.training and not sw.identity.training  # frozen encoder keeps its BN statistics
 
 
 def test_discriminator_is_identity_conditioned():
