@@ -20,6 +20,16 @@ from hydra.utils import instantiate
 from factory.swapper import ConsistencyDiscriminator, FaceSwapper
 
 
+def save_grid(rows: list[torch.Tensor], path: str) -> None:
+    """Save equal-length batches of faces as grid rows (one PNG)."""
+    import os
+
+    from torchvision.utils import save_image
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    save_image(torch.cat([r.detach().float().cpu().clamp(0, 1) for r in rows]), path, nrow=len(rows[0]), padding=1)
+
+
 def hinge_d(real: list[torch.Tensor], fakes: list[list[torch.Tensor]]) -> torch.Tensor:
     """Hinge loss of a multi-scale discriminator: real logits above +1, fake logits below -1."""
     loss = sum(F.relu(1 - r).mean() for r in real) / len(real)
@@ -78,6 +88,20 @@ class SwapperModule(pl.LightningModule):
                        "train/g_adv": adv, "train/rec_l1": rec_loss, "train/id_loss": id_loss, "train/attr": attr},
                       prog_bar=True)
         return g_loss
+
+    def validation_step(self, batch, _):
+        """Held-out faces: reconstruction error, identity similarity of swaps, and a sample grid
+        (rows: texture | identity | swap | reconstruction) saved as PNG."""
+        x = self.swapper.resize(batch[0])
+        ident_faces = torch.roll(x, 1, 0)
+        e_b = self.identity(ident_faces)
+        rec = self.swapper(x, self.identity(x))
+        swap = self.swapper(x, e_b)
+        self.log("val/rec_l1", F.l1_loss(rec, x), prog_bar=True)
+        self.log("val/id_cos", F.cosine_similarity(self.identity(swap), e_b).mean(), prog_bar=True)
+        self.log("val/id_cos_target", F.cosine_similarity(self.identity(swap), self.identity(x)).mean())
+        if self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
+            save_grid([x, ident_faces, swap, rec], f"{self.trainer.log_dir}/samples/epoch{self.current_epoch:03d}.png")
 
     def configure_optimizers(self):
         hp = self.hparams
