@@ -77,7 +77,7 @@ def _run_shard(task: tuple) -> dict:
 
     torch.set_num_threads(1)
     detector = _detector(cfg)
-    samples, skips, notes, identities = [], [], Counter(), set()
+    samples, skips, notes, identities, by_source = [], [], Counter(), set(), Counter()
     for inp in inputs:
         try:
             sample, note = face_sample(inp, split, cfg, detector)
@@ -90,14 +90,14 @@ def _run_shard(task: tuple) -> dict:
             continue
         samples.append(sample)
         identities.add(inp.identity)
+        by_source[inp.source] += 1
         if note:
             notes[note] += 1
     name = f"{split}/faces-{split}-{index:05d}.tar"
     count = write_shard(os.path.join(out_dir, name), samples) if samples else 0
     summary = {"split": split, "index": index, "file": name, "num_samples": count, "inputs": len(inputs),
                "skips": skips, "notes": dict(notes), "identities": sorted(identities),
-               "sources": dict(Counter(i.source for i in inputs)),
-               "faces_by_source": dict(Counter(json.loads(s["json"])["source"] for s in samples))}
+               "faces_by_source": dict(by_source)}
     atomic_write_json(os.path.join(out_dir, "_work", f"{split}-{index:05d}.json"), summary)
     return summary
 
