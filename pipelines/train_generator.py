@@ -1,21 +1,33 @@
-"""python -m pipelines.train_generator: train the swapper (texture encoder, decoder, discriminator)."""
+"""python -m pipelines.train_generator: train the swapper (texture encoder, decoder, discriminator),
+then evaluate it on held-out identities with an independent identity judge."""
+import json
+import os
+
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import pipelines  # noqa: F401
 from factory.paths import CONF_DIR
+from factory.swap_eval import evaluate_swapper
+from factory.swapper_module import SwapperModule
 from factory.training import fit
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_generator")
 def main(cfg: DictConfig) -> dict:
+    if OmegaConf.to_container(cfg.identity) == OmegaConf.to_container(cfg.judge):
+        raise ValueError("judge must differ from identity: a swapper judged by the encoder it trained against "
+                         "learns to fool it (set judge=... to the other encoder)")
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.swapper, identity=OmegaConf.to_container(cfg.identity, resolve=True), _recursive_=False,
                          _convert_="all")
     result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/id_cos", seed=cfg.seed)
-    print(OmegaConf.to_yaml(result))
-    return result
+    swapper = SwapperModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu").swapper
+    report = evaluate_swapper(swapper, instantiate(cfg.judge), cfg.paths.faces_dir, os.path.join(cfg.out_dir, "eval"),
+                              cfg.eval.pairs, cfg.eval.seed)
+    print(json.dumps(report, indent=1))
+    return {**result, "eval": report}
 
 
 if __name__ == "__main__":
