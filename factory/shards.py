@@ -21,13 +21,6 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 array (masks, lossless faces)."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
-
-
 def dump_json(obj) -> bytes:
     """Canonical JSON bytes (sorted keys) so metadata is byte-stable across runs."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()

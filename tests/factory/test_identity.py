@@ -1,5 +1,4 @@
 """Both identity encoders: one interface, and the dlib port's correctness on real held-out faces."""
-import json
 import os
 import subprocess
 import sys
