@@ -100,28 +100,37 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.inference_mode()
-def evaluate_swaps(make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], judge: IdentityEncoder, faces_dir: str,
-                   size: int, n_pairs: int = 1000, seed: int = 0, sources: Sequence[str] | None = None,
-                   batch_size: int = 64) -> tuple[dict, dict]:
-    """Figures for one face maker (`make(targets, sources) -> faces at size`) on test-split pairs, and
-    the arrays needed for grids."""
+def held_out_pairs(judge: IdentityEncoder, faces_dir: str, size: int, n_pairs: int = 1000, seed: int = 0,
+                   sources: Sequence[str] | None = None, batch_size: int = 64) -> dict:
+    """Test-split faces at `size`, fixed swap pairs, and the judge's gallery embeddings — computed once
+    and shared by every face maker that is scored."""
     items = load_faces(faces_dir, "test", sources)
     ids = [it["meta"]["identity"] for it in items]
-    pairs = swap_pairs(ids, n_pairs, seed)
     faces = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
     small = F.interpolate(faces, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     judge.eval()
     gallery = torch.cat([judge(small[i:i + batch_size]) for i in range(0, len(small), batch_size)]).numpy()
+    pairs = swap_pairs(ids, n_pairs, seed)
+    landmarks = np.array([items[t]["meta"]["landmarks"] for t in pairs[:, 0]])
+    return {"ids": ids, "faces": small, "gallery": gallery, "pairs": pairs, "landmarks": landmarks}
+
+
+@torch.inference_mode()
+def score_maker(make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], judge: IdentityEncoder, test: dict,
+                detector: FaceDetector, batch_size: int = 64, landmark_faces: int = 300) -> tuple[dict, torch.Tensor]:
+    """Figures for one face maker (`make(targets, sources) -> faces`) on the shared held-out pairs,
+    and its first outputs (for grids)."""
+    pairs, small = test["pairs"], test["faces"]
     outs = torch.cat([make(small[pairs[i:i + batch_size, 0]], small[pairs[i:i + batch_size, 1]])
                       for i in range(0, len(pairs), batch_size)])
     out_emb = torch.cat([judge(outs[i:i + batch_size]) for i in range(0, len(outs), batch_size)]).numpy()
-    result = retrieval(out_emb, gallery, ids, pairs)
+    result = retrieval(out_emb, test["gallery"], test["ids"], pairs)
     out_u8, tgt_u8 = _to_uint8(outs), _to_uint8(small[pairs[:, 0]])
-    result.update(landmark_distance(FaceDetector(), out_u8[:300], np.array([items[t]["meta"]["landmarks"] for t in pairs[:300, 0]])))
-    result["frechet_judge_features"] = frechet_distance(gallery, out_emb)
+    result.update(landmark_distance(detector, out_u8[:landmark_faces], test["landmarks"][:landmark_faces]))
+    result["frechet_judge_features"] = frechet_distance(test["gallery"], out_emb)
     result["sharpness_ratio"] = float(np.median(sharpness(out_u8) / np.maximum(sharpness(tgt_u8), 1e-6)))
     result["pairs"] = len(pairs)
-    return result, {"outputs": outs[:8], "targets": small[pairs[:8, 0]], "sources": small[pairs[:8, 1]]}
+    return result, outs[:8]
 
 
 def reconstruction(swapper, faces_dir: str, n: int = 500, sources: Sequence[str] | None = None) -> dict:
@@ -140,16 +149,18 @@ def evaluate_swapper(swapper, judge: IdentityEncoder, faces_dir: str, out_dir: s
     """The swapper and the two baselines on the same held-out pairs; JSON report + grid PNG."""
     from factory.swapper_module import save_grid
 
-    size = swapper.size
     makers = {"swap": lambda t, s: swapper.swap(t, s), "baseline_target": lambda t, s: t,
               "baseline_source": lambda t, s: s}
-    report, grids = {"judge": type(judge).__name__, "size": size}, {}
+    test = held_out_pairs(judge, faces_dir, swapper.size, n_pairs, seed)
+    detector = FaceDetector()
+    report, outputs = {"judge": type(judge).__name__, "size": swapper.size}, {}
     for name, make in makers.items():
-        report[name], grids[name] = evaluate_swaps(make, judge, faces_dir, size, n_pairs, seed)
+        report[name], outputs[name] = score_maker(make, judge, test, detector)
     report["swap"]["reconstruction"] = reconstruction(swapper, faces_dir)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "swap_report.json"), "w") as f:
         json.dump(report, f, indent=1)
-    g = grids["swap"]
-    save_grid([g["targets"], g["sources"], g["outputs"]], os.path.join(out_dir, "swap_grid.png"))
+    first = test["pairs"][:8]
+    save_grid([test["faces"][first[:, 0]], test["faces"][first[:, 1]], outputs["swap"]],
+              os.path.join(out_dir, "swap_grid.png"))
     return report
