@@ -44,6 +44,15 @@ class IdentityEncoder(nn.Module):
         return F.normalize(self.embed(crop_resize(faces, self.box, self.input_size)), dim=1)
 
 
+@torch.inference_mode()
+def embed_batched(encoder: IdentityEncoder, faces: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Embeddings of a stack of faces, computed `batch_size` at a time in eval mode."""
+    encoder.eval()
+    if len(faces) == 0:
+        return torch.zeros(0, encoder.embedding_dim)
+    return torch.cat([encoder(faces[i:i + batch_size]) for i in range(0, len(faces), batch_size)])
+
+
 class DlibEncoder(IdentityEncoder):
     """The pretrained dlib ResNet (99.38 % LFW as published); reads the whole canonical crop at 150 px.
 

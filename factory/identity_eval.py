@@ -9,20 +9,16 @@ import numpy as np
 import torch
 
 from factory.facedata import decode, load_faces, to_tensor
-from factory.identity import IdentityEncoder
+from factory.identity import IdentityEncoder, embed_batched
 from factory.verification import (best_threshold, make_pairs, pair_scores, rank1_identification,
                                   verification_metrics)
 
 
-@torch.inference_mode()
 def embed_faces(encoder: IdentityEncoder, items: Sequence[dict], batch_size: int = 128) -> np.ndarray:
     """Unit embeddings (N x D) of loaded faces, in order."""
-    encoder.eval()
-    out = []
-    for i in range(0, len(items), batch_size):
-        batch = torch.stack([to_tensor(decode(it["jpg"])) for it in items[i:i + batch_size]])
-        out.append(encoder(batch).float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, encoder.embedding_dim), np.float32)
+    chunks = [embed_batched(encoder, torch.stack([to_tensor(decode(it["jpg"])) for it in items[i:i + batch_size]]))
+              for i in range(0, len(items), batch_size)]  # decode per batch: memory stays flat
+    return torch.cat(chunks).float().numpy() if chunks else np.zeros((0, encoder.embedding_dim), np.float32)
 
 
 def evaluate_identity(encoder: IdentityEncoder, faces_dir: str, out_dir: str,

@@ -15,7 +15,7 @@ from scipy import linalg
 
 from factory.facedata import decode, load_faces, to_tensor
 from factory.faces import FaceDetector
-from factory.identity import IdentityEncoder
+from factory.identity import IdentityEncoder, embed_batched
 
 
 def swap_pairs(identities: Sequence[str], n: int, seed: int) -> np.ndarray:
@@ -108,8 +108,7 @@ def held_out_pairs(judge: IdentityEncoder, faces_dir: str, size: int, n_pairs: i
     ids = [it["meta"]["identity"] for it in items]
     faces = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
     small = F.interpolate(faces, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    judge.eval()
-    gallery = torch.cat([judge(small[i:i + batch_size]) for i in range(0, len(small), batch_size)]).numpy()
+    gallery = embed_batched(judge, small, batch_size).numpy()
     pairs = swap_pairs(ids, n_pairs, seed)
     landmarks = np.array([items[t]["meta"]["landmarks"] for t in pairs[:, 0]])
     return {"ids": ids, "faces": small, "gallery": gallery, "pairs": pairs, "landmarks": landmarks}
@@ -123,7 +122,7 @@ def score_maker(make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], judg
     pairs, small = test["pairs"], test["faces"]
     outs = torch.cat([make(small[pairs[i:i + batch_size, 0]], small[pairs[i:i + batch_size, 1]])
                       for i in range(0, len(pairs), batch_size)])
-    out_emb = torch.cat([judge(outs[i:i + batch_size]) for i in range(0, len(outs), batch_size)]).numpy()
+    out_emb = embed_batched(judge, outs, batch_size).numpy()
     result = retrieval(out_emb, test["gallery"], test["ids"], pairs)
     out_u8, tgt_u8 = _to_uint8(outs), _to_uint8(small[pairs[:, 0]])
     result.update(landmark_distance(detector, out_u8[:landmark_faces], test["landmarks"][:landmark_faces]))
