@@ -38,6 +38,12 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
+def train_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    """Shuffled, full-batch training loader (workers kept alive across epochs)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)
+
+
 def identity_augment(strength: float = 1.0) -> A.Compose:
     """Identity-preserving training augmentation: flips, small similarity jitter, colour, blur, JPEG."""
     return A.Compose([
@@ -94,8 +100,7 @@ class IdentityDataModule(pl.LightningDataModule):
         self.val_set = FaceDataset(val)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+        return train_loader(self.train_set, self.hparams.batch_size, self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=256, num_workers=0)
@@ -170,8 +175,7 @@ class SwapDataModule(pl.LightningDataModule):
         self.val_set = PairedViewDataset(picks[: hp.grid_faces], hp.seed, flip=False)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+        return train_loader(self.train_set, self.hparams.batch_size, self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=len(self.val_set), num_workers=0)
