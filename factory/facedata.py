@@ -152,10 +152,10 @@ class PairedViewDataset(Dataset):
 
 class SwapDataModule(pl.LightningDataModule):
     """Train-split faces (all sources: any face can lend texture or identity) with a second view each;
-    a fixed batch of val faces for sample grids."""
+    a fixed set of val faces, one per person, for validation figures and sample grids."""
 
     def __init__(self, faces_dir: str, sources: Sequence[str] | None = None, batch_size: int = 32,
-                 num_workers: int = 1, grid_faces: int = 8, seed: int = 0):
+                 num_workers: int = 1, val_faces: int = 256, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.train_set = None
@@ -172,10 +172,10 @@ class SwapDataModule(pl.LightningDataModule):
             if it["meta"]["identity"] not in seen:
                 seen.add(it["meta"]["identity"])
                 picks.append(it)
-        self.val_set = PairedViewDataset(picks[: hp.grid_faces], hp.seed, flip=False)
+        self.val_set = PairedViewDataset(picks[: hp.val_faces], hp.seed, flip=False)
 
     def train_dataloader(self) -> DataLoader:
         return train_loader(self.train_set, self.hparams.batch_size, self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=len(self.val_set), num_workers=0)
+        return DataLoader(self.val_set, batch_size=self.hparams.batch_size, num_workers=0)

@@ -3,7 +3,7 @@ consistency discriminator, and the `FaceSwapper` apparatus that holds them.
 
 Shapes at the default 64 px: texture features are maps at 32, 16 and 8 px; the identity vector is
 broadcast over the 8 px map and *concatenated* with the texture map there (the claim's
-concatenation), and also modulates every decoder block (AdaIN, as SimSwap's ID-injection) so the
+concatenation), and also modulates every decoder stage (AdaIN, as SimSwap's ID-injection) so the
 decoder cannot ignore it.
 """
 from __future__ import annotations
@@ -66,20 +66,26 @@ class IdBlock(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Decode concat[texture map, broadcast identity] into a face, with identity-modulated blocks and
-    texture skips at the finer scales (attributes such as pose, expression, light)."""
+    """Decode concat[texture map, broadcast identity] into a face.
+
+    The coarsest texture map and the broadcast identity are concatenated and fused, `blocks`
+    identity-modulated residual blocks follow, then each upsampling stage adds the finer texture map
+    through a learned gate (where to keep the target's attributes, as FaceShifter's AAD masks) and is
+    re-styled by the identity (AdaIN). Gates and AdaIN are cheap; the convolutions are the cost.
+    """
 
     def __init__(self, channels: list[int], id_dim: int, blocks: int = 2):
         super().__init__()
         coarse = channels[-1]
         self.fuse = nn.Conv2d(coarse + id_dim, coarse, 1)
         self.bottleneck = nn.ModuleList(IdBlock(coarse, id_dim) for _ in range(blocks))
-        self.ups, self.skips, self.mods = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        for cin, cout in zip(channels[::-1], channels[::-1][1:] + [channels[0] // 2]):
+        self.ups, self.gates, self.mods = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        outs = channels[::-1][1:] + [channels[0] // 2]
+        for i, (cin, cout) in enumerate(zip(channels[::-1], outs)):
             self.ups.append(nn.Conv2d(cin, cout, 3, 1, 1))
-            self.mods.append(IdBlock(cout, id_dim))
-        for c in channels[:-1][::-1]:
-            self.skips.append(nn.Conv2d(c, c, 1))
+            self.mods.append(AdaIN(cout, id_dim))
+            if i < len(channels) - 1:
+                self.gates.append(nn.Conv2d(2 * cout, cout, 1))
         self.out = nn.Conv2d(channels[0] // 2, 3, 3, 1, 1)
 
     def forward(self, texture: list[torch.Tensor], ident: torch.Tensor) -> torch.Tensor:
@@ -89,10 +95,11 @@ class Decoder(nn.Module):
             h = block(h, ident)
         fine = texture[:-1][::-1]
         for i, (up, mod) in enumerate(zip(self.ups, self.mods)):
-            h = F.leaky_relu(up(F.interpolate(h, scale_factor=2, mode="nearest")), 0.2)
+            h = up(F.interpolate(h, scale_factor=2, mode="nearest"))
             if i < len(fine):
-                h = h + self.skips[i](fine[i])
-            h = mod(h, ident)
+                gate = torch.sigmoid(self.gates[i](torch.cat([h, fine[i]], dim=1)))
+                h = h + gate * fine[i]
+            h = F.leaky_relu(mod(h, ident), 0.2)
         return torch.sigmoid(self.out(h))
 
 

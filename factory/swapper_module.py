@@ -43,7 +43,8 @@ class SwapperModule(pl.LightningModule):
 
     def __init__(self, identity: dict, size: int = 64, width: int = 32, levels: int = 3, blocks: int = 2,
                  disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple = (0.0, 0.99),
-                 w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0, w_attr: float = 10.0):
+                 w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0, w_attr: float = 10.0,
+                 grid_faces: int = 8):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -89,19 +90,22 @@ class SwapperModule(pl.LightningModule):
                       prog_bar=True)
         return g_loss
 
-    def validation_step(self, batch, _):
-        """Held-out faces: reconstruction error, identity similarity of swaps, and a sample grid
-        (rows: texture | identity | swap | reconstruction) saved as PNG."""
+    def validation_step(self, batch, batch_idx):
+        """Held-out faces: reconstruction error and identity similarity of swaps (by the training
+        encoder — the independent judge is the evaluation's); the first batch's first faces are saved
+        as a sample grid (rows: texture | identity | swap | reconstruction)."""
         x = self.swapper.resize(batch[0])
         ident_faces = torch.roll(x, 1, 0)
-        e_b = self.identity(ident_faces)
-        rec = self.swapper(x, self.identity(x))
-        swap = self.swapper(x, e_b)
+        e_x, e_b = self.identity(x), self.identity(ident_faces)
+        rec, swap = self.swapper(x, e_x), self.swapper(x, e_b)
+        e_swap = self.identity(swap)
         self.log("val/rec_l1", F.l1_loss(rec, x), prog_bar=True)
-        self.log("val/id_cos", F.cosine_similarity(self.identity(swap), e_b).mean(), prog_bar=True)
-        self.log("val/id_cos_target", F.cosine_similarity(self.identity(swap), self.identity(x)).mean())
-        if self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
-            save_grid([x, ident_faces, swap, rec], f"{self.trainer.log_dir}/samples/epoch{self.current_epoch:03d}.png")
+        self.log("val/id_cos", F.cosine_similarity(e_swap, e_b).mean(), prog_bar=True)
+        self.log("val/id_cos_target", F.cosine_similarity(e_swap, e_x).mean())
+        if batch_idx == 0 and self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
+            n = self.hparams.grid_faces
+            save_grid([x[:n], ident_faces[:n], swap[:n], rec[:n]],
+                      f"{self.trainer.log_dir}/samples/step{self.global_step:06d}.png")
 
     def configure_optimizers(self):
         hp = self.hparams
