@@ -80,3 +80,25 @@ def small_faces(tmp_path_factory, data_dir) -> dict:
     report = prepare(sources, str(out), AlignConfig(), {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0,
                      shard_size=16, workers=1, progress=False)
     return {"dir": out, "report": report, "sources": sources, "bad": expected_bad, "wild_files": files}
+
+
+@pytest.fixture(scope="session")
+def tiny_swapper_ckpt(tmp_path_factory, small_faces) -> str:
+    """A width-8 swapper checkpoint after a few training steps on the small store's real faces."""
+    import pytorch_lightning as pl
+    import torch
+
+    from factory.facedata import decode, load_faces, to_tensor
+    from factory.swapper_module import SwapperModule
+
+    pl.seed_everything(0)
+    items = load_faces(str(small_faces["dir"]), "train")[:16]
+    x = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
+    module = SwapperModule({"_target_": "factory.identity.TimmEncoder", "input_size": 64}, size=64, width=8,
+                           disc_width=8)
+    trainer = pl.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.flip(3)), batch_size=8))
+    path = tmp_path_factory.mktemp("swapper") / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    return str(path)

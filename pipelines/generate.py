@@ -1,0 +1,19 @@
+"""python -m pipelines.generate: the factory — pairings × methods × perturbations → labelled shards."""
+import hydra
+from omegaconf import DictConfig
+
+import pipelines  # noqa: F401
+from factory.generate import run, summary_text
+from factory.paths import CONF_DIR
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="generate")
+def main(cfg: DictConfig) -> dict:
+    stats = run(cfg)
+    if stats:
+        print(summary_text(stats))
+    return stats
+
+
+if __name__ == "__main__":
+    main()
