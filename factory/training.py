@@ -13,14 +13,14 @@ from pytorch_lightning.loggers import CSVLogger
 
 
 def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_cfg: DictConfig | dict, out_dir: str,
-        monitor: str, mode: str = "max", seed: int = 0) -> dict[str, Any]:
+        monitor: str, mode: str = "max", seed: int = 0, callbacks: list | None = None) -> dict[str, Any]:
     """Train with checkpoints in `<out_dir>/checkpoints` (best by `monitor`, and last); a rerun resumes
     from `last.ckpt`. The best checkpoint is copied to `best.ckpt` so later stages name one fixed file."""
     pl.seed_everything(seed, workers=True)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
                            save_last=True, auto_insert_metric_name=False)
-    trainer: pl.Trainer = instantiate(trainer_cfg, callbacks=[best, LearningRateMonitor("epoch")],
+    trainer: pl.Trainer = instantiate(trainer_cfg, callbacks=[best, LearningRateMonitor("epoch"), *(callbacks or [])],
                                       logger=CSVLogger(out_dir, name="logs", version=0), default_root_dir=out_dir)
     last = os.path.join(ckpt_dir, "last.ckpt")
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if os.path.exists(last) else None)

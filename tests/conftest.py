@@ -102,3 +102,31 @@ def tiny_swapper_ckpt(tmp_path_factory, small_faces) -> str:
     path = tmp_path_factory.mktemp("swapper") / "tiny.ckpt"
     trainer.save_checkpoint(path)
     return str(path)
+
+
+SAMPLES = {"train": 48, "val": 16, "test": 32}
+
+
+def generate_cfg(faces_dir, out_dir, ckpt, *extra):
+    """The generate config at test scale: tiny swapper, untrained identity scorer, few samples."""
+    from hydra import compose, initialize_config_dir
+
+    from factory.paths import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("generate", overrides=[
+            f"paths.output_dir={out_dir}", f"out_dir={out_dir}", f"faces_dir={faces_dir}",
+            f"methods.swap.checkpoint={ckpt}", "++identity._target_=factory.identity.TimmEncoder",
+            "~identity.checkpoint", "+identity.input_size=64", f"samples={SAMPLES}".replace("'", ""),
+            "shard_size=16", "audit_samples=32", "contact_faces=4", "max_out_of_frame=1.0", "perturb.share=0.5",
+            *extra])
+
+
+@pytest.fixture(scope="session")
+def small_dataset(small_faces, tiny_swapper_ckpt, tmp_path_factory) -> dict:
+    """A factory dataset made from the small face store (all methods, perturbations on half)."""
+    from factory.generate import run
+
+    out = tmp_path_factory.mktemp("gen") / "a"
+    stats = run(generate_cfg(small_faces["dir"], out, tiny_swapper_ckpt), progress=False)
+    return {"dir": out, "stats": stats, "faces": small_faces, "ckpt": tiny_swapper_ckpt}

@@ -5,25 +5,13 @@ import shutil
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from factory.generate import run
-from factory.paths import CONF_DIR
 from factory.shards import iter_samples, read_index
 
 pytestmark = pytest.mark.slow
 
-SAMPLES = {"train": 48, "val": 16, "test": 32}
-
-
-def _cfg(faces_dir, out_dir, ckpt, *extra):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("generate", overrides=[
-            f"paths.output_dir={out_dir}", f"out_dir={out_dir}", f"faces_dir={faces_dir}",
-            f"methods.swap.checkpoint={ckpt}", "++identity._target_=factory.identity.TimmEncoder",
-            "~identity.checkpoint", "+identity.input_size=64", f"samples={SAMPLES}".replace("'", ""),
-            "shard_size=16", "audit_samples=32", "contact_faces=4", "max_out_of_frame=1.0", "perturb.share=0.5",
-            *extra])
+from tests.conftest import SAMPLES, generate_cfg as _cfg
 
 
 def _tars(root):
@@ -32,10 +20,8 @@ def _tars(root):
 
 
 @pytest.fixture(scope="module")
-def made(small_faces, tiny_swapper_ckpt, tmp_path_factory):
-    out = tmp_path_factory.mktemp("gen") / "a"
-    stats = run(_cfg(small_faces["dir"], out, tiny_swapper_ckpt), progress=False)
-    return {"dir": out, "stats": stats, "faces": small_faces, "ckpt": tiny_swapper_ckpt}
+def made(small_dataset):
+    return small_dataset
 
 
 def test_counts_provenance_and_masks(made):

@@ -1,0 +1,162 @@
+"""Benchmark detectors on factory shards or on any real/fake folder: metrics overall, per method and
+per perturbation type × level, a detector × method AUC matrix, calibration, and a report."""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from typing import Callable
+
+import numpy as np
+
+from detector.metrics import binary_metrics, reliability
+from factory.shards import iter_samples
+from factory.verification import best_threshold
+
+
+def load_shard_faces(root: str, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    faces, metas = [], []
+    for s in iter_samples(root, split):
+        faces.append(s["jpg"])
+        metas.append(s["json"])
+        if limit and len(faces) >= limit:
+            break
+    if not faces:
+        raise ValueError(f"no samples in {root} split {split}")
+    return np.stack(faces), np.array([m["label"] for m in metas], int), metas
+
+
+def val_threshold(scorer: Callable, root: str | None, split: str = "val", limit: int | None = None) -> float | None:
+    """The threshold maximising balanced accuracy on the val split (None without val data)."""
+    if not root:
+        return None
+    try:
+        faces, labels, _ = load_shard_faces(root, split, limit)
+    except (KeyError, FileNotFoundError, ValueError):
+        return None
+    return best_threshold(scorer(faces), labels.astype(bool))
+
+
+def breakdown(y: np.ndarray, p: np.ndarray, metas: list[dict], threshold: float | None, n_boot: int, seed: int) -> dict:
+    """Overall, per method (its fakes vs all reals), per perturbation type × level (both classes)."""
+    out = {"overall": binary_metrics(y, p, threshold, n_boot, seed), "per_method": {}, "per_perturbation": {}}
+    methods = np.array([m["method"] for m in metas])
+    for method in sorted(set(methods) - {"real"}):
+        sel = (methods == method) | (y == 0)
+        out["per_method"][method] = binary_metrics(y[sel], p[sel], threshold, n_boot, seed)
+    pert = np.array([f'{m["perturbation"]["type"]}:{m["perturbation"]["level"]}' for m in metas])
+    for key in sorted(set(pert)):
+        sel = pert == key
+        out["per_perturbation"][key] = binary_metrics(y[sel], p[sel], threshold, n_boot, seed)
+    out["reliability"] = reliability(y, p)
+    return out
+
+
+def robustness(result: dict) -> dict[str, list]:
+    """AUC vs level per perturbation type; level 0 is the unperturbed samples."""
+    per = result["per_perturbation"]
+    clean = per.get("none:0", {}).get("auc")
+    curves = defaultdict(lambda: [None] * 6)
+    for key, m in per.items():
+        kind, level = key.split(":")
+        if kind != "none":
+            curves[kind][int(level)] = m["auc"]
+    for kind in curves:
+        curves[kind][0] = clean
+    return dict(sorted(curves.items()))
+
+
+def plots(results: dict[str, dict], scores: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: str) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    files = {}
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for name, (y, p) in scores.items():
+        if len(np.unique(y)) == 2:
+            fpr, tpr, _ = roc_curve(y, p)
+            ax.plot(fpr, tpr, label=f'{name} (AUC {results[name]["overall"]["auc"]:.3f})')
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate (reals called fake)", ylabel="true positive rate", title="ROC")
+    ax.legend(fontsize=7)
+    files["roc"] = os.path.join(out_dir, "roc.png")
+    fig.tight_layout(), fig.savefig(files["roc"], dpi=120), plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4), squeeze=False)
+    for ax, (name, r) in zip(axes[0], results.items()):
+        for kind, aucs in robustness(r).items():
+            lv = [i for i, a in enumerate(aucs) if a is not None]
+            ax.plot(lv, [aucs[i] for i in lv], marker="o", label=kind)
+        ax.set(xlabel="perturbation level (0 = none)", ylabel="AUC", title=f"robustness: {name}", ylim=(0.4, 1.01))
+        ax.legend(fontsize=7)
+    files["robustness"] = os.path.join(out_dir, "robustness.png")
+    fig.tight_layout(), fig.savefig(files["robustness"], dpi=120), plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for name, r in results.items():
+        rel = r["reliability"]
+        ax.plot(rel["predicted"], rel["observed"], marker="o", label=f'{name} (ECE {r["overall"]["ece"]:.3f})')
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="predicted p(fake)", ylabel="observed fake rate", title="reliability")
+    ax.legend(fontsize=7)
+    files["reliability"] = os.path.join(out_dir, "reliability.png")
+    fig.tight_layout(), fig.savefig(files["reliability"], dpi=120), plt.close(fig)
+    return files
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Detector benchmark", "", f"Data: `{report['data']['source']}` ({report['data']['n']} faces: "
+             f"{report['data']['n_real']} real, {report['data']['n_fake']} fake).", ""]
+    if report["data"].get("skipped"):
+        lines += [f"Unusable images, counted: {report['data']['skipped_by_reason']}", ""]
+    lines += ["| detector | AUC [95 % CI] | EER | AP | acc@0.5 | acc@val thr. | ECE | Brier |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in report["detectors"].items():
+        o = r["overall"]
+        ci = f" [{o['auc_ci95'][0]:.3f}, {o['auc_ci95'][1]:.3f}]" if o.get("auc_ci95") else ""
+        lines.append(f"| {name} | {_fmt(o['auc'])}{ci} | {_fmt(o['eer'])} | {_fmt(o['ap'])} | {_fmt(o['acc@0.5'])} | "
+                     f"{_fmt(o.get('acc@threshold'))} | {_fmt(o['ece'])} | {_fmt(o['brier'])} |")
+    matrix = report.get("method_matrix")
+    if matrix:
+        methods = sorted({m for row in matrix.values() for m in row})
+        lines += ["", "AUC per detector (rows) and test method (columns; that method's fakes vs all reals):", "",
+                  "| detector | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for name, row in matrix.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(row.get(m)) for m in methods) + " |")
+    for name, r in report["detectors"].items():
+        curves = robustness(r)
+        if curves:
+            lines += ["", f"Robustness of `{name}`: AUC by perturbation level (0 = unperturbed):", "",
+                      "| type | 0 | 1 | 2 | 3 | 4 | 5 |", "|---|---|---|---|---|---|---|"]
+            for kind, aucs in curves.items():
+                lines.append(f"| {kind} | " + " | ".join(_fmt(a) for a in aucs) + " |")
+    lines += ["", "![ROC](roc.png) ![robustness](robustness.png) ![reliability](reliability.png)", ""]
+    return "\n".join(lines)
+
+
+def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray, metas: list[dict], out_dir: str,
+             data: dict, thresholds: dict[str, float | None] | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Score every detector on the same faces; write report.json, report.md and the PNGs."""
+    os.makedirs(out_dir, exist_ok=True)
+    results, scores = {}, {}
+    for name, scorer in scorers.items():
+        p = np.asarray(scorer(faces), np.float64)
+        if p.shape != (len(faces),) or not np.all((p >= 0) & (p <= 1)):
+            raise ValueError(f"detector {name} broke the protocol: want {len(faces)} probabilities in [0, 1]")
+        results[name] = breakdown(labels, p, metas, (thresholds or {}).get(name), n_boot, seed)
+        scores[name] = (labels, p)
+    report = {"data": {**data, "n": int(len(labels)), "n_fake": int(labels.sum()), "n_real": int((labels == 0).sum())},
+              "detectors": results,
+              "method_matrix": {n: {m: r["auc"] for m, r in res["per_method"].items()} for n, res in results.items()}}
+    report["plots"] = plots(results, scores, out_dir)
+    with open(os.path.join(out_dir, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    with open(os.path.join(out_dir, "report.md"), "w") as f:
+        f.write(markdown(report))
+    return report

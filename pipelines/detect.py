@@ -1,0 +1,40 @@
+"""python -m pipelines.detect <image or folder> [detector=...]: fake probability per face found."""
+import os
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+import pipelines  # noqa: F401
+from detector.adapters import load_scorer
+from detector.faces_in import FaceReader, list_images
+from factory.images import Skip
+from factory.paths import CONF_DIR
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="detect")
+def main(cfg: DictConfig) -> list:
+    scorer, reader = load_scorer(cfg.detector), FaceReader(cfg.size, cfg.jpeg_quality)
+    paths = list_images(cfg.input) if os.path.isdir(cfg.input) else [cfg.input]
+    rows = []
+    for path in paths:
+        try:
+            found = reader.all_faces(path)
+        except Skip as s:
+            print(f"{path}\tno usable face ({s.reason})")
+            rows.append({"file": path, "skipped": s.reason})
+            continue
+        import numpy as np
+
+        probs = scorer(np.stack([crop for crop, _ in found]))
+        for k, ((_, box), p) in enumerate(zip(found, probs)):
+            print(f"{path}\tface {k} box {box}\tp(fake) {p:.4f}")
+            rows.append({"file": path, "face": k, "box": box, "p_fake": float(p)})
+    return rows
+
+
+if __name__ == "__main__":
+    # a bare first argument is the input: `python -m pipelines.detect photo.jpg detector=model.onnx`
+    if len(sys.argv) > 1 and "=" not in sys.argv[1] and not sys.argv[1].startswith("-"):
+        sys.argv[1] = f"input={sys.argv[1]}"
+    main()

@@ -1,0 +1,44 @@
+"""Detection metrics against values computed by hand on small fixed inputs."""
+import numpy as np
+import pytest
+
+from detector.metrics import auc_ci, binary_metrics, ece, eer
+
+
+def test_auc_eer_ap_on_the_textbook_example():
+    y, p = np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])
+    m = binary_metrics(y, p, threshold=0.3, n_boot=200)
+    assert m["auc"] == pytest.approx(0.75)          # 3 of 4 (fake, real) pairs ordered right
+    assert m["ap"] == pytest.approx(5 / 6)          # precision 1 at recall 1/2, 2/3 at recall 1
+    assert m["eer"] == pytest.approx(0.5)           # FPR = FNR = 1/2 at threshold 0.4
+    assert m["acc@0.5"] == pytest.approx(0.75)      # only 0.8 called fake: 0.1, 0.4 right, 0.35 wrong
+    assert m["acc@threshold"] == pytest.approx(0.75)  # at 0.3: 0.4 wrongly fake, all fakes caught
+    assert m["brier"] == pytest.approx((0.01 + 0.16 + 0.4225 + 0.04) / 4)
+    lo, hi = m["auc_ci95"]
+    assert 0 <= lo <= 0.75 <= hi <= 1
+
+
+def test_perfect_and_inverted_detectors():
+    y = np.array([0] * 5 + [1] * 5)
+    p = np.linspace(0.05, 0.95, 10)
+    assert eer(y, p)[0] == pytest.approx(0.0) and binary_metrics(y, p)["auc"] == 1.0
+    assert binary_metrics(y, 1 - p)["auc"] == 0.0 and eer(y, 1 - p)[0] == pytest.approx(1.0)
+
+
+def test_eer_interpolates_between_roc_points():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
+    assert eer(y, p)[0] == pytest.approx(0.25)  # one real above one fake: FPR = FNR = 1/4
+
+
+def test_ece_and_reliability_by_hand():
+    y, p = np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.9, 0.6])
+    # 2 bins: [0, .5) holds p=.2 (y=0): gap .2, weight 1/4; [.5, 1] holds .7,.9,.6 (2 of 3 fake): gap |2/3 - .7333|
+    assert ece(y, p, bins=2) == pytest.approx(0.25 * 0.2 + 0.75 * abs(2 / 3 - 2.2 / 3))
+    assert ece(np.array([0, 1]), np.array([0.0, 1.0])) == 0.0
+
+
+def test_one_class_gives_none_not_a_crash():
+    m = binary_metrics(np.array([1, 1, 1]), np.array([0.9, 0.8, 0.7]))
+    assert m["auc"] is None and m["eer"] is None and m["acc@0.5"] == 1.0
+    assert auc_ci(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8]), n_boot=50) == (1.0, 1.0)
