@@ -14,6 +14,8 @@ from factory.paths import CONF_DIR
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="detect")
 def main(cfg: DictConfig) -> list:
+    if not cfg.input or not os.path.exists(cfg.input):
+        raise SystemExit(f"usage: python -m pipelines.detect <image or folder> [detector=...]; got {cfg.input!r}")
     scorer, reader = load_scorer(cfg.detector), FaceReader(cfg.size, cfg.jpeg_quality)
     paths = list_images(cfg.input) if os.path.isdir(cfg.input) else [cfg.input]
     rows = []

@@ -100,3 +100,18 @@ def test_folder_mode_on_real_faces_counts_bad_files(trained, data_dir, small_fac
     assert d["skipped_by_reason"].get("not_an_image", 0) + d["skipped_by_reason"].get("truncated", 0) >= 1
     assert d["n_real"] == 4 and d["n_fake"] >= 5
     assert d["n"] + d["skipped"] == len(os.listdir(root / "real")) + len(os.listdir(root / "fake"))
+
+
+def test_detect_scores_every_face_and_names_unusable_files(trained, data_dir, small_faces, tmp_path, capsys):
+    from pipelines.detect import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(data_dir / "celeba-wild" / "images" / small_faces["wild_files"][0], folder / "a.jpg")
+    (folder / "b.jpg").write_bytes(b"")
+    ckpt = trained["dir"] / "checkpoints" / "model.onnx"
+    rows = main.__wrapped__(_compose("detect", [f"input={folder}", f"detector={ckpt}"]))
+    faces = [r for r in rows if "p_fake" in r]
+    assert faces and all(0 <= r["p_fake"] <= 1 for r in faces) and faces[0]["file"].endswith("a.jpg")
+    assert [r["skipped"] for r in rows if "skipped" in r] == ["empty_file"]
+    assert "p(fake)" in capsys.readouterr().out
