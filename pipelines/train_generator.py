@@ -23,9 +23,15 @@ def main(cfg: DictConfig) -> dict:
     module = instantiate(cfg.swapper, identity=OmegaConf.to_container(cfg.identity, resolve=True), _recursive_=False,
                          _convert_="all")
     result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/id_cos", seed=cfg.seed)
-    swapper = SwapperModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu").swapper
-    report = evaluate_swapper(swapper, instantiate(cfg.judge), cfg.paths.faces_dir, os.path.join(cfg.out_dir, "eval"),
-                              cfg.eval.pairs, cfg.eval.seed)
+    eval_dir = os.path.join(cfg.out_dir, "eval")
+    report_path = os.path.join(eval_dir, "swap_report.json")
+    if os.path.exists(report_path) and os.path.getmtime(report_path) > os.path.getmtime(result["best_checkpoint"]):
+        with open(report_path) as f:  # this checkpoint is already evaluated
+            report = json.load(f)
+    else:
+        swapper = SwapperModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu").swapper
+        report = evaluate_swapper(swapper, instantiate(cfg.judge), cfg.paths.faces_dir, eval_dir, cfg.eval.pairs,
+                                  cfg.eval.seed)
     print(json.dumps(report, indent=1))
     return {**result, "eval": report}
 

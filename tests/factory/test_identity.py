@@ -81,6 +81,10 @@ def test_train_identity_tiny_run_end_to_end(small_faces, tmp_path):
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert more.returncode == 0, more.stderr[-3000:]
     assert "Restored all states from the checkpoint" in more.stdout + more.stderr
+    # the same config again: the finished run is reused without training
+    same = subprocess.run([c if not c.startswith("trainer.max_epochs") else "trainer.max_epochs=7" for c in cmd],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert same.returncode == 0 and "already finished" in same.stdout, same.stderr[-2000:]
     from factory.identity_module import load_trained_encoder
 
     enc = load_trained_encoder(str(out / "checkpoints" / "best.ckpt"))
