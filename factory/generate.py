@@ -184,9 +184,12 @@ class FacesPerSecond(TQDMProgressBar):
         super().__init__()
         self.writer, self.start = writer, None
 
+    def on_predict_start(self, trainer, pl_module):
+        super().on_predict_start(trainer, pl_module)
+        self.start = time.perf_counter()
+
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-        self.start = self.start or time.perf_counter() - 1e-6
         rate = self.writer.samples_written / (time.perf_counter() - self.start)
         self.predict_progress_bar.set_postfix({"faces": self.writer.samples_written, "faces/s": f"{rate:.1f}"})
 
