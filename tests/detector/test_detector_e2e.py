@@ -27,10 +27,10 @@ def trained(small_dataset, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("det")
     cfg = _compose("train_detector", [f"paths.output_dir={out}", f"dataset_dir={small_dataset['dir']}",
-                                      "detector_model=resnet18", "trainer.max_epochs=2", "data.batch_size=16",
+                                      "detector_model=resnet10t", "trainer.max_epochs=2", "data.batch_size=16",
                                       "data.num_workers=0", "module.warmup_steps=2"])
     result = main.__wrapped__(cfg)
-    return {"result": result, "dir": out / "detectors" / "resnet18", "data": small_dataset}
+    return {"result": result, "dir": out / "detectors" / "resnet10t", "data": small_dataset}
 
 
 def test_training_writes_checkpoint_and_exports(trained):
