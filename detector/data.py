@@ -17,6 +17,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
 
+from factory.facedata import to_tensor
 from factory.shards import split_urls
 
 
@@ -39,10 +40,6 @@ def keep(meta: dict, methods=None, perturbations=None) -> bool:
     if perturbations and meta["perturbation"]["type"] not in perturbations:
         return False
     return True
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
 def shard_dataset(root: str, split: str, methods=None, perturbations=None, transform=None, shuffle: int = 0,
