@@ -64,20 +64,27 @@ def retrieval(out_emb: np.ndarray, gallery_emb: np.ndarray, identities: Sequence
             "cos_to_source": float(np.mean(cos_src)), "identities": len(names)}
 
 
-def landmark_distance(detector: FaceDetector, outputs: np.ndarray, targets_lm: np.ndarray, scale: int = 128) -> dict:
-    """Mean distance between MTCNN landmarks of outputs and the targets' stored landmarks, in units of
-    the target's inter-ocular distance. Outputs are resized to `scale` and given a grey border
-    (MTCNN's landmarks need context around the face); undetected outputs are counted."""
-    dists, missed = [], 0
-    for img, lm in zip(outputs, targets_lm):
+def detect_landmarks(detector: FaceDetector, images: np.ndarray, scale: int = 128) -> list[np.ndarray | None]:
+    """MTCNN's 5 landmarks of each face (in `scale`-px coordinates), None where no face is found. Faces
+    are resized to `scale` and given a grey border (MTCNN needs context around a tight crop)."""
+    out = []
+    for img in images:
         big = cv2.resize(img, (scale, scale), interpolation=cv2.INTER_CUBIC)
         big = cv2.copyMakeBorder(big, 32, 32, 32, 32, cv2.BORDER_CONSTANT, value=(127, 127, 127))
         faces = detector.detect(big)
-        if not faces:
+        out.append(faces[0].landmarks - 32 if faces else None)
+    return out
+
+
+def landmark_distance(detector: FaceDetector, outputs: np.ndarray, target_lm: list[np.ndarray | None]) -> dict:
+    """Mean distance between MTCNN landmarks detected on the outputs and on their targets (both through
+    the same resize and detector), in units of the target's inter-ocular distance; pairs where either
+    face is not found are counted, not scored."""
+    dists, missed = [], 0
+    for pts, lm in zip(detect_landmarks(detector, outputs), target_lm):
+        if pts is None or lm is None:
             missed += 1
             continue
-        pts = faces[0].landmarks - 32
-        lm = np.asarray(lm) * scale / 128.0
         dists.append(np.linalg.norm(pts - lm, axis=1).mean() / np.linalg.norm(lm[1] - lm[0]))
     return {"landmark_distance": float(np.mean(dists)) if dists else float("nan"), "undetected": missed}
 
@@ -110,8 +117,7 @@ def held_out_pairs(judge: IdentityEncoder, faces_dir: str, size: int, n_pairs: i
     small = F.interpolate(faces, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     gallery = embed_batched(judge, small, batch_size).numpy()
     pairs = swap_pairs(ids, n_pairs, seed)
-    landmarks = np.array([items[t]["meta"]["landmarks"] for t in pairs[:, 0]])
-    return {"ids": ids, "faces": small, "gallery": gallery, "pairs": pairs, "landmarks": landmarks}
+    return {"ids": ids, "faces": small, "gallery": gallery, "pairs": pairs}
 
 
 @torch.inference_mode()
@@ -125,7 +131,9 @@ def score_maker(make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], judg
     out_emb = embed_batched(judge, outs, batch_size).numpy()
     result = retrieval(out_emb, test["gallery"], test["ids"], pairs)
     out_u8, tgt_u8 = _to_uint8(outs), _to_uint8(small[pairs[:, 0]])
-    result.update(landmark_distance(detector, out_u8[:landmark_faces], test["landmarks"][:landmark_faces]))
+    if "target_landmarks" not in test:  # detected once, on the same path as every maker's outputs
+        test["target_landmarks"] = detect_landmarks(detector, tgt_u8[:landmark_faces])
+    result.update(landmark_distance(detector, out_u8[:landmark_faces], test["target_landmarks"]))
     result["frechet_judge_features"] = frechet_distance(test["gallery"], out_emb)
     result["sharpness_ratio"] = float(np.median(sharpness(out_u8) / np.maximum(sharpness(tgt_u8), 1e-6)))
     result["pairs"] = len(pairs)
@@ -148,14 +156,16 @@ def evaluate_swapper(swapper, judge: IdentityEncoder, faces_dir: str, out_dir: s
     """The swapper and the two baselines on the same held-out pairs; JSON report + grid PNG."""
     from factory.swapper_module import save_grid
 
-    makers = {"swap": lambda t, s: swapper.swap(t, s), "baseline_target": lambda t, s: t,
-              "baseline_source": lambda t, s: s}
+    makers = {"swap": lambda t, s: swapper.swap(t, s), "reconstruction": lambda t, s: swapper.swap(t, t),
+              "baseline_target": lambda t, s: t, "baseline_source": lambda t, s: s}
     test = held_out_pairs(judge, faces_dir, swapper.size, n_pairs, seed)
     detector = FaceDetector()
     report, outputs = {"judge": type(judge).__name__, "size": swapper.size}, {}
     for name, make in makers.items():
         report[name], outputs[name] = score_maker(make, judge, test, detector)
     report["swap"]["reconstruction"] = reconstruction(swapper, faces_dir)
+    report["landmark_ratio_swap_to_reconstruction"] = (report["swap"]["landmark_distance"]
+                                                       / max(report["reconstruction"]["landmark_distance"], 1e-9))
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "swap_report.json"), "w") as f:
         json.dump(report, f, indent=1)
