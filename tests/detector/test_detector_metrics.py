@@ -42,3 +42,14 @@ def test_one_class_gives_none_not_a_crash():
     m = binary_metrics(np.array([1, 1, 1]), np.array([0.9, 0.8, 0.7]))
     assert m["auc"] is None and m["eer"] is None and m["acc@0.5"] == 1.0
     assert auc_ci(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8]), n_boot=50) == (1.0, 1.0)
+
+
+def test_vectorised_bootstrap_matches_sklearn_per_resample():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    p = np.round(rng.random(300) * 0.6 + 0.3 * y, 2)  # ties included
+    idx = np.random.default_rng(7).integers(0, 300, (200, 300))
+    want = np.percentile([roc_auc_score(y[i], p[i]) for i in idx], [2.5, 97.5])
+    assert auc_ci(y, p, n_boot=200, seed=7) == pytest.approx(tuple(want), abs=1e-12)
