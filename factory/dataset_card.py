@@ -5,6 +5,7 @@ import json
 import os
 from collections import Counter, defaultdict
 
+import cv2
 import numpy as np
 
 from factory.contact import contact_sheet
@@ -52,8 +53,6 @@ def contact(out_dir: str, split: str, per_method: int = 8) -> None:
             p = item["meta"]["perturbation"]
             captions.append(f'{method} {p["type"]}{p["level"] or ""}')
         for item in row:
-            import cv2
-
             mask = cv2.imdecode(np.frombuffer(item["mask"], np.uint8), cv2.IMREAD_GRAYSCALE)
             faces.append(np.repeat(mask[..., None], 3, axis=2))
             captions.append("mask")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -25,11 +26,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from factory import perturbations
 from factory.dataset_plan import REAL
-from factory.facedata import decode
+from factory.facedata import decode, load_faces
 from factory.identity import IdentityEncoder, embed_batched
 from factory.masks import encode_mask
 from factory.methods import Method, Pair
-from factory.shards import atomic_write_json, dump_json, encode_jpeg, write_shard
+from factory.shards import atomic_write_json, dump_json, encode_jpeg, iter_samples, write_shard
 
 WORK = "_work"  # per-shard sidecars: the 'done' markers and summaries
 
@@ -145,8 +146,6 @@ class FactoryModule(pl.LightningModule):
 
 def shard_summary(out: dict) -> dict:
     """What the dataset card needs from one shard, without re-reading it."""
-    from collections import Counter
-
     jobs = out["jobs"]
     return {
         "shard": out["shard"], "split": jobs[0]["split"], "num_samples": len(jobs),
@@ -225,13 +224,6 @@ def done_shards(out_dir: str) -> set[str]:
     return {s["shard"] for s in read_summaries(out_dir) if os.path.exists(os.path.join(out_dir, s["shard"]))}
 
 
-def load_pool(faces_dir: str, split: str) -> list[dict]:
-    """A split's prepared faces (jpg bytes + meta), in store order."""
-    from factory.facedata import load_faces
-
-    return load_faces(faces_dir, split)
-
-
 def run(cfg, progress: bool = True) -> dict:
     """The whole stage from a composed `generate` config (see conf/generate.yaml)."""
     import hashlib
@@ -255,7 +247,7 @@ def run(cfg, progress: bool = True) -> dict:
 
     faces, shards = {}, []
     for split, n in cfg.samples.items():
-        pool = load_pool(cfg.faces_dir, split)
+        pool = load_faces(cfg.faces_dir, split)
         faces.update({it["meta"]["key"]: it for it in pool})
         metas = [it["meta"] for it in pool]
 
@@ -267,7 +259,7 @@ def run(cfg, progress: bool = True) -> dict:
                           cfg.get("method_weights"), pairing, embed, perturb, cfg.seed, cfg.max_out_of_frame)
         shards += shard_jobs(jobs, split, cfg.shard_size)
 
-    plan_hash = hashlib.sha256(json.dumps([s for s in shards], sort_keys=True).encode()).hexdigest()
+    plan_hash = hashlib.sha256(json.dumps(shards, sort_keys=True).encode()).hexdigest()
     fingerprint = {"plan_sha256": plan_hash, "size": cfg.size, "jpeg_quality": cfg.jpeg_quality,
                    "methods": {k: {**OmegaConf.to_container(v, resolve=True), **m.provenance()}
                                for (k, v), m in zip(cfg.methods.items(), methods.values())},
@@ -312,8 +304,6 @@ def run(cfg, progress: bool = True) -> dict:
     stats = dataset_stats([by_name[name] for name, _ in shards])
     audit_split = "test" if "test" in cfg.samples else list(cfg.samples)[0]
     audit_samples = []
-    from factory.shards import iter_samples
-
     for sample in iter_samples(out_dir, audit_split, decode=False):
         audit_samples.append((sample["jpg"], json.loads(sample["json"])))
         if len(audit_samples) >= cfg.audit_samples:
