@@ -139,9 +139,16 @@ class DlibResNet(nn.Module):
         self.fc.weight.data = torch.from_numpy(w["fc"])
         self.register_buffer("mean", torch.tensor(w["mean_rgb"])[None, :, None, None])
 
-    def forward(self, chip: torch.Tensor) -> torch.Tensor:
-        """chip: Bx3x150x150 RGB in [0, 1] → Bx128 raw descriptor (dlib's same-person rule: distance < 0.6)."""
+    def forward(self, chip: torch.Tensor, taps: tuple[int, ...] = ()):
+        """chip: Bx3x150x150 RGB in [0, 1] → Bx128 raw descriptor (dlib's same-person rule: distance < 0.6);
+        with `taps` (block indices) also the outputs of those residual blocks."""
         x = (chip * 255.0 - self.mean) / 256.0
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
-        x = self.blocks(x)
-        return self.fc(x.mean(dim=(2, 3)))
+        if not taps:
+            return self.fc(self.blocks(x).mean(dim=(2, 3)))
+        found = {}
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in taps:
+                found[i] = x
+        return self.fc(x.mean(dim=(2, 3))), [found[i] for i in taps]

@@ -13,6 +13,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, Dataset
 
+from factory.masks import face_mask
 from factory.shards import split_urls
 
 
@@ -121,8 +122,9 @@ def view_augment() -> A.Compose:
 
 
 class PairedViewDataset(Dataset):
-    """(face, another view of the same person): another photo of that identity when there is one
-    (seeded per index and epoch), else an augmented copy."""
+    """(face, another view of the same person, the face's soft mask): another photo of that identity when
+    there is one (seeded per index and epoch), else an augmented copy. The mask is the factory's blend
+    mask (`factory.masks.face_mask`) from the face's landmarks, flipped with the face."""
 
     def __init__(self, items: list[dict], seed: int = 0, flip: bool = True):
         self.items, self.seed = items, seed
@@ -135,19 +137,24 @@ class PairedViewDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def face(self, i: int) -> torch.Tensor:
+        """Face i as stored (3xHxW in [0, 1])."""
+        return to_tensor(decode(self.items[i]["jpg"]))
+
     def __getitem__(self, i: int):
         # torch.initial_seed() differs per epoch inside DataLoader workers (and is seeded), so each
         # epoch draws other views while the same seed replays the same run
         rng = np.random.default_rng((self.seed, torch.initial_seed() % 2**63, i))
         image = decode(self.items[i]["jpg"])
+        mask = face_mask(np.asarray(self.items[i]["meta"]["landmarks"]), image.shape[0])
         others = [j for j in self.by_id[self.items[i]["meta"]["identity"]] if j != i]
         if others:
             view = decode(self.items[others[rng.integers(len(others))]]["jpg"])
         else:
             view = self.view(image=image)["image"]
         if self.flip is not None and rng.random() < 0.5:
-            image = image[:, ::-1]
-        return to_tensor(image), to_tensor(view)
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        return to_tensor(image), to_tensor(view), torch.from_numpy(np.ascontiguousarray(mask))[None]
 
 
 class SwapDataModule(pl.LightningDataModule):

@@ -1,13 +1,17 @@
 """Identity encoders: canonical aligned faces → L2-normalised identity embeddings.
 
-Two encoders share one interface (`IdentityEncoder.forward`): a timm backbone trained here with a
-margin loss (claim 3), and the ported dlib ResNet. Each owns its input definition (which part of
-the canonical crop it reads, at what size), applied by a differentiable resample, so every later
-stage feeds any encoder the same canonical faces and can back-propagate through it.
+Three encoders share one interface (`IdentityEncoder.forward`): a timm backbone trained here with a
+margin loss (claim 3), the ported dlib ResNet and OpenCV Zoo's SFace (two strong recognisers trained
+elsewhere, independent of each other). Each owns its input definition (which part of the canonical
+crop it reads, at what size), applied by a differentiable resample, so every later stage feeds any
+encoder the same canonical faces and can back-propagate through it. `features` also returns the
+recogniser's intermediate maps (richer identity features for the swapper's decoder).
 """
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 import timm
 import torch
@@ -15,6 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from factory.dlib_resnet import DlibResNet
+from factory.faces import TEMPLATE
+from factory.sface import TEMPLATE_112, SFaceNet
 
 
 def crop_resize(x: torch.Tensor, box: tuple[float, float, float, float], size: int) -> torch.Tensor:
@@ -36,12 +42,23 @@ class IdentityEncoder(nn.Module):
     embedding_dim: int
     input_size: int
     box: tuple[float, float, float, float]
+    map_channels: tuple[int, ...] = ()  # channels of the intermediate maps `features` returns (coarse first)
+    name = "encoder"  # short name in reports
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:  # x already in the encoder's frame
         raise NotImplementedError
 
+    def embed_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Raw embedding and intermediate maps (coarse first) of faces already in the encoder's frame."""
+        return self.embed(x), []
+
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.embed(crop_resize(faces, self.box, self.input_size)), dim=1)
+
+    def features(self, faces: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Unit embedding and the intermediate maps of canonical faces."""
+        emb, maps = self.embed_maps(crop_resize(faces, self.box, self.input_size))
+        return F.normalize(emb, dim=1), maps
 
 
 @torch.inference_mode()
@@ -59,6 +76,9 @@ class DlibEncoder(IdentityEncoder):
     The canonical template *is* dlib's 150 px chip layout, so its frame is the full crop.
     """
 
+    map_channels = (128, 64)  # ends of stages 3 (8 x 8) and 2 (17 x 17)
+    name = "dlib"
+
     def __init__(self, path: str | None = None):
         super().__init__()
         self.net = DlibResNet(path)
@@ -68,6 +88,43 @@ class DlibEncoder(IdentityEncoder):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def embed_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        emb, maps = self.net(x, taps=(9, 6))
+        return emb, maps
+
+
+def template_box(template: np.ndarray, size: float) -> tuple[float, float, float, float]:
+    """The box of the canonical crop (unit coords) that maps the canonical 5-point template onto
+    `template` (pixels of a `size` input) by the least-squares scale + shift."""
+    dst = np.asarray(template, np.float64) / size
+    a = np.zeros((10, 3))
+    a[0::2, 0], a[1::2, 0] = dst[:, 0], dst[:, 1]
+    a[0::2, 1], a[1::2, 2] = 1.0, 1.0
+    (w, x0, y0), *_ = np.linalg.lstsq(a, TEMPLATE.reshape(-1), rcond=None)
+    return float(x0), float(y0), float(x0 + w), float(y0 + w)
+
+
+class SFaceEncoder(IdentityEncoder):
+    """OpenCV Zoo's SFace (MobileFaceNet, 128-d), read at 112 px on its ArcFace 5-point template; the
+    part of that frame outside the canonical crop is filled by border replication."""
+
+    map_channels = (1024, 512)  # conv_14 (7 x 7) and conv_12 (14 x 14)
+    name = "sface"
+
+    def __init__(self, path: str | None = None):
+        super().__init__()
+        self.net = SFaceNet(path)
+        self.embedding_dim, self.input_size = 128, 112
+        self.box = template_box(TEMPLATE_112, 112)
+        self.requires_grad_(False)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 255.0)
+
+    def embed_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        emb, maps = self.net(x * 255.0, taps=("conv_14_relu", "conv_12_relu"))
+        return emb, maps
+
 
 class TimmEncoder(IdentityEncoder):
     """timm backbone + ArcFace-style embedding head (BN → dropout → flatten → FC → BN), from scratch.
@@ -75,6 +132,8 @@ class TimmEncoder(IdentityEncoder):
     The spatial map is flattened rather than pooled (as in ArcFace's 'E' output) so the embedding
     keeps where features are on the face.
     """
+
+    name = "trained"
 
     def __init__(self, backbone: str = "mobilenetv4_conv_small", embedding_dim: int = 256, input_size: int = 64,
                  box: tuple[float, float, float, float] = (0.1, 0.12, 0.9, 0.92), dropout: float = 0.2,

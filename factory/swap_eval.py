@@ -1,5 +1,11 @@
-"""Held-out evaluation of a swapper: identity transfer by an independent judge, attribute
-preservation, reconstruction, realism — beside two baselines (the unswapped target, the source face).
+"""Held-out evaluation of a swapper as it ships: identity transfer by judges (at least one the swapper
+never trained against), pose and expression kept from the target (dense face mesh), realism (Fréchet
+distance in each judge's features, sharpness) — beside baselines (reconstruction, the unswapped target,
+the source face, the graphics warp-and-blend).
+
+Every output is scored as the factory ships it (blended into the target with the soft face mask, JPEG at
+the dataset's quality and size) and found again the way a third party would: MTCNN re-detection and
+re-alignment straight into each judge's own frame at its input size.
 """
 from __future__ import annotations
 
@@ -13,9 +19,13 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
+from factory.face_mesh import FaceMesh, pose_expression_error
 from factory.facedata import decode, load_faces, to_tensor
-from factory.faces import FaceDetector
+from factory.faces import TEMPLATE, FaceDetector, similarity_matrix
+from factory.generate import resize
 from factory.identity import IdentityEncoder, embed_batched
+from factory.masks import blend, face_mask
+from factory.shards import encode_jpeg
 
 
 def swap_pairs(identities: Sequence[str], n: int, seed: int) -> np.ndarray:
@@ -76,17 +86,74 @@ def detect_landmarks(detector: FaceDetector, images: np.ndarray, scale: int = 12
     return out
 
 
-def landmark_distance(detector: FaceDetector, outputs: np.ndarray, target_lm: list[np.ndarray | None]) -> dict:
-    """Mean distance between MTCNN landmarks detected on the outputs and on their targets (both through
-    the same resize and detector), in units of the target's inter-ocular distance; pairs where either
-    face is not found are counted, not scored."""
-    dists, missed = [], 0
-    for pts, lm in zip(detect_landmarks(detector, outputs), target_lm):
-        if pts is None or lm is None:
-            missed += 1
+def judge_frame(judge: IdentityEncoder) -> np.ndarray:
+    """The canonical 5-point template in the judge's own input pixels (its frame)."""
+    x0, y0, x1, y1 = judge.box
+    return (TEMPLATE - np.array([x0, y0])) / np.array([x1 - x0, y1 - y0]) * judge.input_size
+
+
+@torch.inference_mode()
+def embed_redetected(judge: IdentityEncoder, images: np.ndarray, landmarks: list[np.ndarray | None],
+                     scale: int = 128, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Judge embeddings of faces re-aligned from their *detected* landmarks straight into the judge's
+    frame at its input size; rows of undetected faces are zero. Returns (embeddings, found mask)."""
+    frame, size = judge_frame(judge), judge.input_size
+    found = np.array([lm is not None for lm in landmarks])
+    crops = []
+    for img, lm in zip(images, landmarks):
+        if lm is None:
             continue
-        dists.append(np.linalg.norm(pts - lm, axis=1).mean() / np.linalg.norm(lm[1] - lm[0]))
-    return {"landmark_distance": float(np.mean(dists)) if dists else float("nan"), "undetected": missed}
+        big = cv2.resize(img, (scale, scale), interpolation=cv2.INTER_CUBIC)
+        matrix = similarity_matrix(lm, frame)
+        crops.append(cv2.warpAffine(big, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    emb = np.zeros((len(images), judge.embedding_dim), np.float32)
+    judge.eval()
+    for i in range(0, len(crops), batch_size):
+        x = torch.from_numpy(np.stack(crops[i:i + batch_size])).permute(0, 3, 1, 2).float().div_(255)
+        idx = np.flatnonzero(found)[i:i + batch_size]
+        emb[idx] = F.normalize(judge.embed(x), dim=1).numpy()
+    return emb, found
+
+
+def identity_scores(out_emb: np.ndarray, found: np.ndarray, gallery_emb: np.ndarray, identities: Sequence[str],
+                    pairs: np.ndarray) -> dict:
+    """Top-1 retrieval of outputs among all test identities (per-identity mean embeddings, each leaving
+    out the two faces of the pair) as the source and as the target, and cosine to both; an undetected
+    output counts as a miss."""
+    ids = np.asarray(identities)
+    names = sorted(set(identities))
+    index = {k: i for i, k in enumerate(names)}
+    sums = np.zeros((len(names), gallery_emb.shape[1]))
+    counts = np.zeros(len(names))
+    np.add.at(sums, [index[k] for k in ids], gallery_emb)
+    np.add.at(counts, [index[k] for k in ids], 1)
+    hits_src, hits_tgt, cos_src, cos_tgt = [], [], [], []
+    for out, ok, (t, s) in zip(out_emb, found, pairs):
+        if not ok:
+            hits_src.append(False), hits_tgt.append(False)
+            continue
+        g_sum, g_cnt = sums.copy(), counts.copy()
+        for used in (t, s):
+            g_sum[index[ids[used]]] -= gallery_emb[used]
+            g_cnt[index[ids[used]]] -= 1
+        centres = g_sum / np.maximum(g_cnt, 1)[:, None]
+        centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-8)
+        sims = np.where(g_cnt > 0, centres @ out, -np.inf)
+        best = int(np.argmax(sims))
+        hits_src.append(best == index[ids[s]])
+        hits_tgt.append(best == index[ids[t]])
+        cos_src.append(float(centres[index[ids[s]]] @ out))
+        if g_cnt[index[ids[t]]] > 0:
+            cos_tgt.append(float(centres[index[ids[t]]] @ out))
+    return {"id_retrieval_top1": float(np.mean(hits_src)), "retrieved_as_target": float(np.mean(hits_tgt)),
+            "cos_to_source": float(np.mean(cos_src)) if cos_src else float("nan"),
+            "cos_to_target": float(np.mean(cos_tgt)) if cos_tgt else float("nan"),
+            "undetected": int((~found).sum()), "identities": len(names)}
+
+
+def retrieval(out_emb: np.ndarray, gallery_emb: np.ndarray, identities: Sequence[str], pairs: np.ndarray) -> dict:
+    """`identity_scores` for outputs that were all found."""
+    return identity_scores(out_emb, np.ones(len(out_emb), bool), gallery_emb, identities, pairs)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -102,42 +169,70 @@ def sharpness(images: np.ndarray) -> np.ndarray:
     return np.array([cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for im in images])
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def ship(faces: np.ndarray, targets: np.ndarray, target_lm: np.ndarray, quality: int) -> np.ndarray:
+    """The factory's last steps on decoder outputs: blend into the target with its soft face mask, then
+    the one JPEG encoder at the dataset's quality (decoded back for scoring)."""
+    out = []
+    for face, target, lm in zip(faces, targets, target_lm):
+        jpg = encode_jpeg(blend(face, target, face_mask(lm, target.shape[0])), quality)
+        out.append(decode(jpg))
+    return np.stack(out)
 
 
 @torch.inference_mode()
-def held_out_pairs(judge: IdentityEncoder, faces_dir: str, size: int, n_pairs: int = 1000, seed: int = 0,
-                   sources: Sequence[str] | None = None, batch_size: int = 64) -> dict:
-    """Test-split faces at `size`, fixed swap pairs, and the judge's gallery embeddings — computed once
-    and shared by every face maker that is scored."""
+def held_out_pairs(judges: dict[str, IdentityEncoder], faces_dir: str, size: int, n_pairs: int = 1000,
+                   seed: int = 0, sources: Sequence[str] | None = None, batch_size: int = 64) -> dict:
+    """Test-split faces at `size` (tensor and uint8, with landmarks), fixed swap pairs, and each judge's
+    gallery embeddings — computed once and shared by every face maker that is scored."""
     items = load_faces(faces_dir, "test", sources)
     ids = [it["meta"]["identity"] for it in items]
-    faces = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
-    small = F.interpolate(faces, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    gallery = embed_batched(judge, small, batch_size).numpy()
-    pairs = swap_pairs(ids, n_pairs, seed)
-    return {"ids": ids, "faces": small, "gallery": gallery, "pairs": pairs}
+    full = [decode(it["jpg"]) for it in items]
+    small_u8 = np.stack([resize(im, size) for im in full])  # the factory's own resize
+    landmarks = np.stack([np.asarray(it["meta"]["landmarks"], np.float32) * size / im.shape[0]
+                          for it, im in zip(items, full)])
+    small = torch.from_numpy(small_u8).permute(0, 3, 1, 2).float().div_(255)
+    gallery = {name: embed_batched(j, small, batch_size).numpy() for name, j in judges.items()}
+    return {"ids": ids, "faces": small, "faces_u8": small_u8, "landmarks": landmarks, "gallery": gallery,
+            "pairs": swap_pairs(ids, n_pairs, seed)}
 
 
-@torch.inference_mode()
-def score_maker(make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], judge: IdentityEncoder, test: dict,
-                detector: FaceDetector, batch_size: int = 64, landmark_faces: int = 300) -> tuple[dict, torch.Tensor]:
-    """Figures for one face maker (`make(targets, sources) -> faces`) on the shared held-out pairs,
-    and its first outputs (for grids)."""
-    pairs, small = test["pairs"], test["faces"]
-    outs = torch.cat([make(small[pairs[i:i + batch_size, 0]], small[pairs[i:i + batch_size, 1]])
-                      for i in range(0, len(pairs), batch_size)])
-    out_emb = embed_batched(judge, outs, batch_size).numpy()
-    result = retrieval(out_emb, test["gallery"], test["ids"], pairs)
-    out_u8, tgt_u8 = _to_uint8(outs), _to_uint8(small[pairs[:, 0]])
-    if "target_landmarks" not in test:  # detected once, on the same path as every maker's outputs
-        test["target_landmarks"] = detect_landmarks(detector, tgt_u8[:landmark_faces])
-    result.update(landmark_distance(detector, out_u8[:landmark_faces], test["target_landmarks"]))
-    result["frechet_judge_features"] = frechet_distance(test["gallery"], out_emb)
-    result["sharpness_ratio"] = float(np.median(sharpness(out_u8) / np.maximum(sharpness(tgt_u8), 1e-6)))
-    result["pairs"] = len(pairs)
-    return result, outs[:8]
+def score_images(images: np.ndarray, judges: dict[str, IdentityEncoder], test: dict, detector: FaceDetector,
+                 mesh: FaceMesh | None, mesh_faces: int = 300) -> dict:
+    """Figures for one maker's uint8 outputs (one per pair): per judge, identity retrieval after MTCNN
+    re-detection and re-alignment into the judge's frame, and Fréchet distance in its features; pose and
+    expression error against the target by the face mesh; sharpness ratio to the target."""
+    pairs = test["pairs"]
+    targets = test["faces_u8"][pairs[:, 0]]
+    landmarks = detect_landmarks(detector, images)
+    result = {"pairs": len(pairs), "undetected": int(sum(lm is None for lm in landmarks))}
+    for name, judge in judges.items():
+        emb, found = embed_redetected(judge, images, landmarks)
+        scores = identity_scores(emb, found, test["gallery"][name], test["ids"], pairs)
+        scores["frechet"] = frechet_distance(test["gallery"][name], emb[found]) if found.sum() > 2 else float("nan")
+        result[name] = scores
+    result["sharpness_ratio"] = float(np.median(sharpness(images) / np.maximum(sharpness(targets), 1e-6)))
+    if mesh is not None:
+        if "target_meshes" not in test:
+            test["target_meshes"] = [mesh(t) for t in targets[:mesh_faces]]
+        poses, expr, missed = [], [], 0
+        for img, (ref, ref_p) in zip(images[:mesh_faces], test["target_meshes"]):
+            pts, p = mesh(img)
+            if p < 0.5 or ref_p < 0.5:
+                missed += 1
+                continue
+            angles, e = pose_expression_error(pts, ref)
+            poses.append(angles)
+            expr.append(e)
+        poses = np.array(poses).reshape(-1, 3)
+        result["pose_error_deg"] = {k: float(v) for k, v in zip(("yaw", "pitch", "roll"), poses.mean(0))} if len(poses) else {}
+        result["pose_error_deg"]["mean"] = float(poses.mean()) if len(poses) else float("nan")
+        result["expression_error"] = float(np.mean(expr)) if expr else float("nan")
+        result["mesh_missed"] = missed
+    return result
 
 
 def reconstruction(swapper, faces_dir: str, n: int = 500, sources: Sequence[str] | None = None) -> dict:
@@ -151,25 +246,44 @@ def reconstruction(swapper, faces_dir: str, n: int = 500, sources: Sequence[str]
             "ssim": float(structural_similarity_index_measure(rec, x, data_range=1.0)), "faces": len(items)}
 
 
-def evaluate_swapper(swapper, judge: IdentityEncoder, faces_dir: str, out_dir: str, n_pairs: int = 1000,
-                     seed: int = 0) -> dict:
-    """The swapper and the two baselines on the same held-out pairs; JSON report + grid PNG."""
+def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str, out_dir: str, n_pairs: int = 1000,
+                     seed: int = 0, jpeg_quality: int = 95, trained_against: str = "", mesh: bool = True,
+                     mesh_faces: int = 300) -> dict:
+    """The swapper beside its baselines (reconstruction, the unswapped target, the source face, the
+    graphics warp-and-blend) on the same held-out pairs, scored as shipped (blend + JPEG) and, for the
+    swap, as the decoder's raw output; JSON report + grid PNG (texture | identity | swap | reconstruction)."""
+    from factory.methods import Pair, WarpBlend
     from factory.swapper_module import save_grid
 
-    makers = {"swap": lambda t, s: swapper.swap(t, s), "reconstruction": lambda t, s: swapper.swap(t, t),
-              "baseline_target": lambda t, s: t, "baseline_source": lambda t, s: s}
-    test = held_out_pairs(judge, faces_dir, swapper.size, n_pairs, seed)
+    test = held_out_pairs(judges, faces_dir, swapper.size, n_pairs, seed)
+    pairs, faces, u8, lm = test["pairs"], test["faces"], test["faces_u8"], test["landmarks"]
+    tgt, src = pairs[:, 0], pairs[:, 1]
+    swap_raw = to_uint8(swapper.swap(faces[tgt], faces[src]))
+    rec_raw = to_uint8(swapper.swap(faces[tgt], faces[tgt]))
+    warp = WarpBlend()([Pair(u8[t], u8[s], lm[t], lm[s], np.random.default_rng(i)) for i, (t, s) in enumerate(pairs)])
+
+    def jpeg(images):
+        return np.stack([decode(encode_jpeg(im, jpeg_quality)) for im in images])
+
+    makers = {"swap": ship(swap_raw, u8[tgt], lm[tgt], jpeg_quality), "swap_decoder_output": swap_raw,
+              "reconstruction": ship(rec_raw, u8[tgt], lm[tgt], jpeg_quality),
+              "warp_blend": jpeg(np.stack([w[0] for w in warp])), "baseline_target": jpeg(u8[tgt]),
+              "baseline_source": jpeg(u8[src])}
     detector = FaceDetector()
-    report, outputs = {"judge": type(judge).__name__, "size": swapper.size}, {}
-    for name, make in makers.items():
-        report[name], outputs[name] = score_maker(make, judge, test, detector)
-    report["swap"]["reconstruction"] = reconstruction(swapper, faces_dir)
-    report["landmark_ratio_swap_to_reconstruction"] = (report["swap"]["landmark_distance"]
-                                                       / max(report["reconstruction"]["landmark_distance"], 1e-9))
+    face_mesh = FaceMesh() if mesh else None
+    report = {"judges": {n: type(j).__name__ for n, j in judges.items()}, "trained_against": trained_against,
+              "size": swapper.size, "jpeg_quality": jpeg_quality, "test_faces": len(test["ids"])}
+    for name, images in makers.items():
+        report[name] = score_images(images, judges, test, detector, face_mesh, mesh_faces)
+    report["reconstruction"]["quality"] = reconstruction(swapper, faces_dir)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "swap_report.json"), "w") as f:
         json.dump(report, f, indent=1)
-    first = test["pairs"][:8]
-    save_grid([test["faces"][first[:, 0]], test["faces"][first[:, 1]], outputs["swap"]],
+    first = np.arange(min(8, len(pairs)))
+
+    def t(images):
+        return torch.from_numpy(images[first]).permute(0, 3, 1, 2).float().div(255)
+
+    save_grid([t(u8[tgt]), t(u8[src]), t(makers["swap"]), t(makers["reconstruction"])],
               os.path.join(out_dir, "swap_grid.png"))
     return report

@@ -15,17 +15,19 @@ from pytorch_lightning.loggers import CSVLogger
 
 
 def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_cfg: DictConfig | dict, out_dir: str,
-        monitor: str, mode: str = "max", seed: int = 0, callbacks: list | None = None) -> dict[str, Any]:
+        monitor: str, mode: str = "max", seed: int = 0, callbacks: list | None = None,
+        init_from: str | None = None) -> dict[str, Any]:
     """Train with checkpoints in `<out_dir>/checkpoints` (best by `monitor`, and last); a rerun resumes
     from `last.ckpt`, and a finished run (`done.json`) is reused without training. The best checkpoint
-    is copied to `best.ckpt` so later stages name one fixed file."""
+    is copied to `best.ckpt` so later stages name one fixed file. `init_from` (shipped weights, read by
+    the module's `load_shipped`) seeds a run that has no `last.ckpt` yet."""
     pl.seed_everything(seed, workers=True)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     done = os.path.join(ckpt_dir, "done.json")
     trainer_desc = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else trainer_cfg
     config = json.dumps({"trainer": trainer_desc,
                          "module": dict(module.hparams), "data": dict(getattr(datamodule, "hparams", {})),
-                         "monitor": monitor, "seed": seed}, sort_keys=True, default=str)
+                         "monitor": monitor, "seed": seed, "init_from": init_from}, sort_keys=True, default=str)
     fingerprint = hashlib.sha256(config.encode()).hexdigest()
     if os.path.exists(done):  # the same run finished before: reuse it (a changed config resumes instead)
         with open(done) as f:
@@ -38,6 +40,8 @@ def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_
     trainer: pl.Trainer = instantiate(trainer_cfg, callbacks=[best, LearningRateMonitor("epoch"), *(callbacks or [])],
                                       logger=CSVLogger(out_dir, name="logs", version=0), default_root_dir=out_dir)
     last = os.path.join(ckpt_dir, "last.ckpt")
+    if init_from and not os.path.exists(last):
+        module.load_shipped(init_from)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if os.path.exists(last) else None)
     best_path = best.best_model_path or last
     if trainer.is_global_zero and best_path and os.path.exists(best_path):

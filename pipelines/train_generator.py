@@ -1,5 +1,5 @@
 """python -m pipelines.train_generator: train the swapper (texture encoder, decoder, discriminator),
-then evaluate it on held-out identities with an independent identity judge."""
+then evaluate it on held-out identities with a judge it never trained against."""
 import json
 import os
 
@@ -22,7 +22,8 @@ def main(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.swapper, identity=OmegaConf.to_container(cfg.identity, resolve=True), _recursive_=False,
                          _convert_="all")
-    result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/id_cos", seed=cfg.seed)
+    result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/id_cos", seed=cfg.seed,
+                 init_from=cfg.init_from)
     eval_dir = os.path.join(cfg.out_dir, "eval")
     report_path = os.path.join(eval_dir, "swap_report.json")
     if os.path.exists(report_path) and os.path.getmtime(report_path) > os.path.getmtime(result["best_checkpoint"]):
@@ -30,8 +31,12 @@ def main(cfg: DictConfig) -> dict:
             report = json.load(f)
     else:
         swapper = SwapperModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu").swapper
-        report = evaluate_swapper(swapper, instantiate(cfg.judge), cfg.paths.faces_dir, eval_dir, cfg.eval.pairs,
-                                  cfg.eval.seed)
+        judge = instantiate(cfg.judge)
+        judges = {judge.name: judge}
+        if cfg.eval.report_training_encoder:  # shown beside the judge, never counted as one
+            judges[swapper.identity.name] = swapper.identity
+        report = evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
+                                  cfg.eval.jpeg_quality, trained_against=swapper.identity.name)
     print(json.dumps(report, indent=1))
     return {**result, "eval": report}
 

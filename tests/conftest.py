@@ -88,17 +88,16 @@ def tiny_swapper_ckpt(tmp_path_factory, small_faces) -> str:
     import pytorch_lightning as pl
     import torch
 
-    from factory.facedata import decode, load_faces, to_tensor
+    from factory.facedata import load_faces
     from factory.swapper_module import SwapperModule
 
     pl.seed_everything(0)
-    items = load_faces(str(small_faces["dir"]), "train")[:16]
-    x = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
+    batch = swap_batch(load_faces(str(small_faces["dir"]), "train")[:16])
     module = SwapperModule({"_target_": "factory.identity.TimmEncoder", "input_size": 64}, size=64, width=8,
                            disc_width=8)
     trainer = pl.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.flip(3)), batch_size=8))
+    trainer.fit(module, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*batch), batch_size=8))
     path = tmp_path_factory.mktemp("swapper") / "tiny.ckpt"
     trainer.save_checkpoint(path)
     return str(path)
@@ -130,3 +129,17 @@ def small_dataset(small_faces, tiny_swapper_ckpt, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("gen") / "a"
     stats = run(generate_cfg(small_faces["dir"], out, tiny_swapper_ckpt), progress=False)
     return {"dir": out, "stats": stats, "faces": small_faces, "ckpt": tiny_swapper_ckpt}
+
+
+def swap_batch(items: list[dict]):
+    """(faces, a flipped view of each, their soft face masks) of loaded faces: a swapper training batch."""
+    import numpy as np
+    import torch
+
+    from factory.facedata import decode, to_tensor
+    from factory.masks import face_mask
+
+    x = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
+    masks = torch.stack([torch.from_numpy(face_mask(np.asarray(it["meta"]["landmarks"]), x.shape[-1]))[None]
+                         for it in items])
+    return x, x.flip(3), masks

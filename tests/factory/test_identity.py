@@ -1,4 +1,4 @@
-"""Both identity encoders: one interface, and the dlib port's correctness on real held-out faces."""
+"""The identity encoders: one interface, and the pretrained ones' correctness on real held-out faces."""
 import os
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from factory.facedata import load_faces
-from factory.identity import DlibEncoder, MarginHead, TimmEncoder, crop_resize
+from factory.identity import DlibEncoder, MarginHead, SFaceEncoder, TimmEncoder, crop_resize
 from factory.identity_eval import embed_faces
 from factory.verification import make_pairs, pair_scores, verification_metrics
 
@@ -18,7 +18,8 @@ def dlib():
     return DlibEncoder()
 
 
-@pytest.mark.parametrize("make", [DlibEncoder, lambda: TimmEncoder(input_size=64)], ids=["dlib", "timm"])
+@pytest.mark.parametrize("make", [DlibEncoder, SFaceEncoder, lambda: TimmEncoder(input_size=64)],
+                         ids=["dlib", "sface", "timm"])
 def test_encoder_interface(make):
     enc = make().eval()
     faces = torch.rand(3, 3, 128, 128, requires_grad=True)
@@ -28,6 +29,9 @@ def test_encoder_interface(make):
     emb[:, 0].sum().backward()  # differentiable w.r.t. the faces: usable as a training loss
     assert faces.grad is not None and faces.grad.abs().sum() > 0
     torch.testing.assert_close(enc(faces[:1]), enc(faces)[:1], atol=1e-5, rtol=1e-4)  # batch-independent
+    vec, maps = enc.features(faces)
+    torch.testing.assert_close(vec, enc(faces))
+    assert [m.shape[1] for m in maps] == list(enc.map_channels)
 
 
 def test_crop_resize_box():
@@ -49,11 +53,13 @@ def test_margin_heads_penalise_the_true_class():
 
 
 @pytest.mark.slow
-def test_dlib_port_separates_real_identities(small_faces, dlib):
-    """A wrong port is near 0.5; the real network is near 1 on unseen CelebA people."""
+@pytest.mark.parametrize("make", [DlibEncoder, SFaceEncoder], ids=["dlib", "sface"])
+def test_pretrained_recognisers_separate_real_identities(small_faces, make):
+    """A wrong port (or a wrong frame or colour order) is near 0.5; the real network is near 1 on
+    unseen CelebA people, read from the canonical crops."""
     items = [it for s in ("train", "val", "test") for it in load_faces(str(small_faces["dir"]), s, ["celeba-wild"])]
     ids = [it["meta"]["identity"] for it in items]
-    emb = embed_faces(dlib, items)
+    emb = embed_faces(make(), items)
     pairs, labels = make_pairs(ids, 2000, 2000, seed=0)
     m = verification_metrics(pair_scores(emb, pairs), labels)
     assert m["auc"] >= 0.97, m
