@@ -34,9 +34,9 @@ def swap_flops(checkpoint: str, size: int = 64) -> dict:
     """FLOPs per swapped face: identity encoder on the source, texture encoder, decoder."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from factory.swapper_module import SwapperModule
+    from factory.swapper import load_swapper
 
-    sw = SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu").swapper.eval()
+    sw = load_swapper(checkpoint)
     x = torch.rand(1, 3, size, size)
     with torch.inference_mode():
         with FlopCounterMode(display=False) as total:

@@ -8,6 +8,7 @@ with a soft face mask (`factory.masks`).
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -54,16 +55,21 @@ def sha256_file(path: str) -> str:
 
 class Swap(Method):
     """The learned swapper (claims 1-2): decoder of [texture(target) ‖ identity(source)], blended with
-    the target's face mask."""
+    the target's face mask. `checkpoint` is a Lightning checkpoint of `train_generator` or shipped
+    weights (`weights/swapper.pt`); when it does not exist, `fallback` (the shipped weights) is used, so a
+    fresh clone makes datasets without training."""
 
     name = "swap"
 
-    def __init__(self, checkpoint: str, batch_size: int = 64):
+    def __init__(self, checkpoint: str, batch_size: int = 64, fallback: str | None = None):
         super().__init__()
-        from factory.swapper_module import SwapperModule
+        from factory.swapper import load_swapper
 
+        if not os.path.exists(checkpoint) and fallback and os.path.exists(fallback):
+            print(f"swap: {checkpoint} not found, using the shipped swapper {fallback}")
+            checkpoint = fallback
         self.checkpoint, self.batch_size = checkpoint, batch_size
-        self.swapper = SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu").swapper.eval()
+        self.swapper = load_swapper(checkpoint).eval()
         self.sha256 = sha256_file(checkpoint)
 
     def provenance(self) -> dict:

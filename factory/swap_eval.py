@@ -287,3 +287,35 @@ def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str
     save_grid([t(u8[tgt]), t(u8[src]), t(makers["swap"]), t(makers["reconstruction"])],
               os.path.join(out_dir, "swap_grid.png"))
     return report
+
+
+def summary_table(report: dict) -> str:
+    """The report as one markdown table: a column per maker, identity rows per judge, then realism and
+    pose/expression rows."""
+    makers = [m for m in ("swap", "swap_decoder_output", "reconstruction", "warp_blend", "baseline_target",
+                          "baseline_source") if m in report]
+    head = "| | " + " | ".join(makers) + " |\n|---|" + "---|" * len(makers) + "\n"
+    rows = []
+
+    def row(label, get, fmt="{:.3f}"):
+        cells = []
+        for m in makers:
+            try:
+                v = get(report[m])
+                cells.append(fmt.format(v))
+            except (KeyError, TypeError):
+                cells.append("–")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    for judge in report["judges"]:
+        tag = " (trained against)" if judge == report.get("trained_against") else " (judge)"
+        row(f"{judge}{tag}: source top-1", lambda r: 100 * r[judge]["id_retrieval_top1"], "{:.1f} %")
+        row(f"{judge}{tag}: retrieved as target", lambda r: 100 * r[judge]["retrieved_as_target"], "{:.1f} %")
+        row(f"{judge}{tag}: cosine to source / target",
+            lambda r: f"{r[judge]['cos_to_source']:.3f} / {r[judge]['cos_to_target']:.3f}", "{}")
+        row(f"{judge}{tag}: Fréchet distance", lambda r: r[judge]["frechet"])
+    row("undetected by MTCNN", lambda r: r["undetected"], "{}")
+    row("sharpness ratio to target", lambda r: r["sharpness_ratio"], "{:.2f}")
+    row("pose error vs target (deg, mean of yaw/pitch/roll)", lambda r: r["pose_error_deg"]["mean"], "{:.2f}")
+    row("expression error vs target (inter-ocular)", lambda r: r["expression_error"], "{:.4f}")
+    return head + "\n".join(rows)

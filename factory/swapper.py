@@ -291,3 +291,17 @@ def load_shipped(path: str) -> FaceSwapper:
     if unexpected or any(not k.startswith("identity.") for k in missing):
         raise ValueError(f"{path}: weights do not fit this swapper (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return swapper.eval()
+
+
+def load_swapper(path: str) -> FaceSwapper:
+    """A trained swapper from a `train_generator` Lightning checkpoint (`.ckpt`) or shipped weights."""
+    import os
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no swapper at {path}: run `python -m pipelines.train_generator` or point "
+                                f"methods.swap.checkpoint at weights/swapper.pt")
+    if path.endswith(".ckpt"):
+        from factory.swapper_module import SwapperModule
+
+        return SwapperModule.load_from_checkpoint(path, map_location="cpu").swapper.eval()
+    return load_shipped(path)

@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from pytorch_lightning.loggers import CSVLogger
 
 
@@ -27,7 +27,8 @@ def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_
     trainer_desc = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else trainer_cfg
     config = json.dumps({"trainer": trainer_desc,
                          "module": dict(module.hparams), "data": dict(getattr(datamodule, "hparams", {})),
-                         "monitor": monitor, "seed": seed, "init_from": init_from}, sort_keys=True, default=str)
+                         "monitor": monitor, "seed": seed, **({"init_from": init_from} if init_from else {})},
+                        sort_keys=True, default=str)
     fingerprint = hashlib.sha256(config.encode()).hexdigest()
     if os.path.exists(done):  # the same run finished before: reuse it (a changed config resumes instead)
         with open(done) as f:
@@ -47,9 +48,11 @@ def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_
     if trainer.is_global_zero and best_path and os.path.exists(best_path):
         shutil.copyfile(best_path, os.path.join(ckpt_dir, "best.ckpt"))
     score = best.best_model_score
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # counts across resumes
     result = {"best_checkpoint": os.path.join(ckpt_dir, "best.ckpt"),
               "best_score": float(score) if score is not None else None,
-              "epochs": trainer.current_epoch, "steps": trainer.global_step, "config_sha256": fingerprint}
+              "epochs": trainer.current_epoch, "steps": trainer.global_step, "config_sha256": fingerprint,
+              "train_seconds": round(timer.time_elapsed("train"), 1) if timer else None}
     if trainer.is_global_zero and not trainer.interrupted:
         with open(done, "w") as f:
             json.dump(result, f, indent=1)

@@ -9,7 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 import pipelines  # noqa: F401
 from factory.paths import CONF_DIR
-from factory.swap_eval import evaluate_swapper
+from factory.shipped import ship_swapper
+from factory.swap_eval import evaluate_swapper, summary_table
 from factory.swapper_module import SwapperModule
 from factory.training import fit
 
@@ -37,7 +38,12 @@ def main(cfg: DictConfig) -> dict:
             judges[swapper.identity.name] = swapper.identity
         report = evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
                                   cfg.eval.jpeg_quality, trained_against=swapper.identity.name)
-    print(json.dumps(report, indent=1))
+    print(summary_table(report))
+    if cfg.ship_dir:  # the measured checkpoint becomes the repository's shipped swapper
+        data = {"faces_dir": os.path.relpath(cfg.paths.faces_dir, cfg.paths.output_dir), "sources": cfg.data.sources,
+                "batch_size": cfg.data.batch_size, "seed": cfg.seed}
+        ship_swapper(result["best_checkpoint"], cfg.ship_dir, report, result, data, os.path.join(eval_dir, "swap_grid.png"))
+        print(f"shipped to {cfg.ship_dir}")
     return {**result, "eval": report}
 
 
