@@ -105,6 +105,8 @@ def test_every_registered_method_on_real_pairs(name, small_faces, tiny_swapper_c
     cfg = OmegaConf.load(Path(CONF_DIR) / "method" / f"{name}.yaml")
     if "checkpoint" in cfg:
         cfg.checkpoint = tiny_swapper_ckpt
+    if "fallback" in cfg:
+        cfg.fallback = None  # the shipped weights are tested on their own
     method = instantiate(cfg)
     pool = _pool(small_faces)
 
@@ -124,3 +126,18 @@ def test_every_registered_method_on_real_pairs(name, small_faces, tiny_swapper_c
         assert diff[mask > 0.5].mean() > 1.0  # the face changed
         assert diff[mask < 0.01].mean() < 0.5 * diff[mask > 0.5].mean() + 0.5  # the rest did not
     assert isinstance(method.provenance(), dict) and set(method.provenance()) == {"checkpoint", "sha256"}
+
+
+def test_swap_method_falls_back_to_shipped_weights(tiny_swapper_ckpt, tmp_path):
+    """Without a local training output, the swap method uses the shipped weights and names them."""
+    from factory.methods import Swap
+    from factory.swapper import save_shipped
+    from factory.swapper_module import SwapperModule
+
+    module = SwapperModule.load_from_checkpoint(tiny_swapper_ckpt, map_location="cpu")
+    shipped = str(tmp_path / "swapper.pt")
+    save_shipped(module.swapper, dict(module.hparams), shipped)
+    method = Swap(str(tmp_path / "missing" / "best.ckpt"), fallback=shipped)
+    assert method.provenance()["checkpoint"] == shipped and len(method.provenance()["sha256"]) == 64
+    with pytest.raises(FileNotFoundError, match="train_generator"):
+        Swap(str(tmp_path / "missing" / "best.ckpt"), fallback=str(tmp_path / "also_missing.pt"))
