@@ -17,6 +17,8 @@ from factory.training import fit
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_generator")
 def main(cfg: DictConfig) -> dict:
+    if not isinstance(cfg.judge, DictConfig):
+        raise ValueError(f"judge={cfg.judge!r} is not an encoder config: choose it with identity@judge=dlib|sface|trained")
     if OmegaConf.to_container(cfg.identity) == OmegaConf.to_container(cfg.judge):
         raise ValueError("judge must differ from identity: a swapper judged by the encoder it trained against "
                          "learns to fool it (set judge=... to the other encoder)")
