@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import timm
 import torch
 import torch.nn as nn
@@ -89,8 +88,7 @@ class DlibEncoder(IdentityEncoder):
         return self.net(x)
 
     def embed_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        emb, maps = self.net(x, taps=(9, 6))
-        return emb, maps
+        return self.net(x, taps=(9, 6))
 
 
 def template_box(template: np.ndarray, size: float) -> tuple[float, float, float, float]:
@@ -122,8 +120,7 @@ class SFaceEncoder(IdentityEncoder):
         return self.net(x * 255.0)
 
     def embed_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        emb, maps = self.net(x * 255.0, taps=("conv_14_relu", "conv_12_relu"))
-        return emb, maps
+        return self.net(x * 255.0, taps=("conv_14_relu", "conv_12_relu"))
 
 
 class TimmEncoder(IdentityEncoder):

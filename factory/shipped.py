@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 
+import torch
+
 from factory.swap_eval import summary_table
 from factory.swapper import save_shipped
 from factory.swapper_module import SwapperModule
@@ -21,8 +23,6 @@ def ship_swapper(checkpoint: str, weights_dir: str, report: dict, run: dict, dat
     """Write `swapper.pt` + `manifest.json` (+ the evaluation grid) into `weights_dir`; returns the manifest."""
     module = SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu")
     if run.get("train_seconds") is None:  # Lightning's Timer keeps the training time in the checkpoint
-        import torch
-
         state = torch.load(checkpoint, map_location="cpu", weights_only=False).get("callbacks", {})
         timer = next((v for k, v in state.items() if k.startswith("Timer")), {})
         run = {**run, "train_seconds": round(timer.get("time_elapsed", {}).get("train", 0.0), 1) or None}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ from factory.facedata import decode, load_faces, to_tensor
 from factory.faces import TEMPLATE, FaceDetector, similarity_matrix
 from factory.generate import resize
 from factory.identity import IdentityEncoder, embed_batched
-from factory.masks import blend, face_mask
+from factory.methods import Pair, WarpBlend, blend_into_targets
 from factory.shards import encode_jpeg
 
 
@@ -43,35 +43,6 @@ def swap_pairs(identities: Sequence[str], n: int, seed: int) -> np.ndarray:
         if ids[t] != ids[s]:
             pairs.add((t, s))
     return np.array(sorted(pairs))
-
-
-def retrieval(out_emb: np.ndarray, gallery_emb: np.ndarray, identities: Sequence[str], pairs: np.ndarray) -> dict:
-    """Top-1 identity retrieval of outputs among all identities (per-identity mean embeddings, each
-    leaving out the faces used in the pair), plus cosine similarity to the source's other photos."""
-    ids = np.asarray(identities)
-    names = sorted(set(identities))
-    index = {k: i for i, k in enumerate(names)}
-    sums = np.zeros((len(names), gallery_emb.shape[1]))
-    counts = np.zeros(len(names))
-    for e, k in zip(gallery_emb, ids):
-        sums[index[k]] += e
-        counts[index[k]] += 1
-    hits_src, hits_tgt, cos_src = [], [], []
-    for out, (t, s) in zip(out_emb, pairs):
-        g_sum, g_cnt = sums.copy(), counts.copy()
-        for used in (t, s):
-            g_sum[index[ids[used]]] -= gallery_emb[used]
-            g_cnt[index[ids[used]]] -= 1
-        valid = g_cnt > 0
-        centres = g_sum / np.maximum(g_cnt, 1)[:, None]
-        centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-8)
-        sims = np.where(valid, centres @ out, -np.inf)
-        best = int(np.argmax(sims))
-        hits_src.append(best == index[ids[s]])
-        hits_tgt.append(best == index[ids[t]])
-        cos_src.append(float(centres[index[ids[s]]] @ out))
-    return {"id_retrieval_top1": float(np.mean(hits_src)), "retrieved_as_target": float(np.mean(hits_tgt)),
-            "cos_to_source": float(np.mean(cos_src)), "identities": len(names)}
 
 
 def detect_landmarks(detector: FaceDetector, images: np.ndarray, scale: int = 128) -> list[np.ndarray | None]:
@@ -151,11 +122,6 @@ def identity_scores(out_emb: np.ndarray, found: np.ndarray, gallery_emb: np.ndar
             "undetected": int((~found).sum()), "identities": len(names)}
 
 
-def retrieval(out_emb: np.ndarray, gallery_emb: np.ndarray, identities: Sequence[str], pairs: np.ndarray) -> dict:
-    """`identity_scores` for outputs that were all found."""
-    return identity_scores(out_emb, np.ones(len(out_emb), bool), gallery_emb, identities, pairs)
-
-
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (FID's formula, other features)."""
     mu1, mu2 = a.mean(0), b.mean(0)
@@ -173,14 +139,15 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
+def jpeg_roundtrip(images: np.ndarray, quality: int) -> np.ndarray:
+    """Images through the factory's one JPEG encoder at `quality`, decoded back for scoring."""
+    return np.stack([decode(encode_jpeg(im, quality)) for im in images])
+
+
 def ship(faces: np.ndarray, targets: np.ndarray, target_lm: np.ndarray, quality: int) -> np.ndarray:
-    """The factory's last steps on decoder outputs: blend into the target with its soft face mask, then
-    the one JPEG encoder at the dataset's quality (decoded back for scoring)."""
-    out = []
-    for face, target, lm in zip(faces, targets, target_lm):
-        jpg = encode_jpeg(blend(face, target, face_mask(lm, target.shape[0])), quality)
-        out.append(decode(jpg))
-    return np.stack(out)
+    """The factory's last steps on decoder outputs: the swap method's blend into the target with its soft
+    face mask, then the JPEG encoder at the dataset's quality."""
+    return jpeg_roundtrip(np.stack([im for im, _ in blend_into_targets(faces, targets, target_lm)]), quality)
 
 
 @torch.inference_mode()
@@ -252,7 +219,6 @@ def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str
     """The swapper beside its baselines (reconstruction, the unswapped target, the source face, the
     graphics warp-and-blend) on the same held-out pairs, scored as shipped (blend + JPEG) and, for the
     swap, as the decoder's raw output; JSON report + grid PNG (texture | identity | swap | reconstruction)."""
-    from factory.methods import Pair, WarpBlend
     from factory.swapper_module import save_grid
 
     test = held_out_pairs(judges, faces_dir, swapper.size, n_pairs, seed)
@@ -263,7 +229,7 @@ def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str
     warp = WarpBlend()([Pair(u8[t], u8[s], lm[t], lm[s], np.random.default_rng(i)) for i, (t, s) in enumerate(pairs)])
 
     def jpeg(images):
-        return np.stack([decode(encode_jpeg(im, jpeg_quality)) for im in images])
+        return jpeg_roundtrip(images, jpeg_quality)
 
     makers = {"swap": ship(swap_raw, u8[tgt], lm[tgt], jpeg_quality), "swap_decoder_output": swap_raw,
               "reconstruction": ship(rec_raw, u8[tgt], lm[tgt], jpeg_quality),

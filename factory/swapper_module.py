@@ -82,10 +82,6 @@ class SwapperModule(pl.LightningModule):
         self.disc = ConsistencyDiscriminator(self.swapper.identity.embedding_dim, disc_width)
         self.augment = identity_augment(augment_strength)
 
-    @property
-    def identity(self):
-        return self.swapper.identity
-
     def load_shipped(self, path: str) -> None:
         """Start from shipped weights (texture encoder, decoder, centring); the discriminator starts fresh."""
         shipped = load_shipped(path)

@@ -1,6 +1,5 @@
 """SFace as torch ops equals onnxruntime on the repaired shipped graph, and its frame is the ArcFace one."""
 import numpy as np
-import pytest
 import torch
 
 from factory.faces import TEMPLATE

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from factory.swap_eval import frechet_distance, retrieval, swap_pairs
+from factory.swap_eval import frechet_distance, identity_scores, swap_pairs
 
 
 def test_swap_pairs_cross_identity_and_fixed():
@@ -17,11 +17,12 @@ def test_retrieval_hand_made():
     gallery = e[[0, 0, 1, 1, 2]]
     ids = ["a", "a", "b", "b", "c"]
     pairs = np.array([[4, 0], [4, 2]])  # target c; sources a and b
-    perfect = retrieval(e[[0, 1]], gallery, ids, pairs)
+    found = np.ones(2, bool)
+    perfect = identity_scores(e[[0, 1]], found, gallery, ids, pairs)
     assert perfect["id_retrieval_top1"] == 1.0 and perfect["retrieved_as_target"] == 0.0
     assert perfect["cos_to_source"] == pytest.approx(1.0)
     # the target's only photo is the one used, so a copy of the target cannot be "retrieved as target"
-    copy = retrieval(e[[2, 2]], gallery, ids, np.array([[4, 2], [4, 3]]))
+    copy = identity_scores(e[[2, 2]], found, gallery, ids, np.array([[4, 2], [4, 3]]))
     assert copy["id_retrieval_top1"] == 0.0
 
 
@@ -36,8 +37,6 @@ def test_frechet_distance():
 def test_shipped_path_redetects_and_realigns_for_each_judge(small_faces):
     """A stored face blended onto itself and JPEG-encoded at 64 px is found again by MTCNN and, re-aligned
     into each judge's own frame, embeds like the canonical crop; an image with no face is a counted miss."""
-    import torch
-
     from factory.faces import FaceDetector
     from factory.identity import DlibEncoder, SFaceEncoder
     from factory.swap_eval import detect_landmarks, embed_redetected, held_out_pairs, ship
