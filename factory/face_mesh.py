@@ -87,6 +87,29 @@ class FaceMesh:
         return pts, 1.0 / (1.0 + np.exp(-logit))
 
 
+_SHARED: dict[int, FaceMesh] = {}
+
+
+def shared_mesh() -> FaceMesh:
+    """One interpreter per process (DataLoader workers and generation ranks each build their own)."""
+    pid = os.getpid()
+    if pid not in _SHARED:
+        _SHARED[pid] = FaceMesh()
+    return _SHARED[pid]
+
+
+def region_mask(image: np.ndarray, landmarks: np.ndarray, region: str = "face", grow: float = 1.0,
+                feather: float = 0.08, min_score: float = 0.5) -> tuple[np.ndarray, bool]:
+    """(soft mask of a mesh region of a canonical crop, True) — or, when the mesh finds no face
+    (presence < `min_score`), (the 5-landmark ellipse, False) so the caller can count the fallback."""
+    from factory.masks import face_mask, mesh_mask
+
+    points, score = shared_mesh()(image)
+    if score < min_score:
+        return face_mask(landmarks, image.shape[0]), False
+    return mesh_mask(points, image.shape[0], region, grow, feather), True
+
+
 def similarity_align(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     """Least-squares 3-D similarity (Umeyama): rotation R, scale s, translation t with s·R·src + t ≈ dst."""
     mu_s, mu_d = src.mean(0), dst.mean(0)

@@ -13,7 +13,6 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, Dataset
 
-from factory.masks import face_mask
 from factory.shards import split_urls
 
 
@@ -123,11 +122,11 @@ def view_augment() -> A.Compose:
 
 class PairedViewDataset(Dataset):
     """(face, another view of the same person, the face's soft mask): another photo of that identity when
-    there is one (seeded per index and epoch), else an augmented copy. The mask is the factory's blend
-    mask (`factory.masks.face_mask`) from the face's landmarks, flipped with the face."""
+    there is one (seeded per index and epoch), else an augmented copy. The mask is the swap method's
+    blend mask (`factory.methods.swap_mask`: the face mesh's hull, or the ellipse), flipped with the face."""
 
-    def __init__(self, items: list[dict], seed: int = 0, flip: bool = True):
-        self.items, self.seed = items, seed
+    def __init__(self, items: list[dict], seed: int = 0, flip: bool = True, mask: str = "mesh"):
+        self.items, self.seed, self.mask = items, seed, mask
         self.flip = A.HorizontalFlip(p=0.5) if flip else None
         self.view = view_augment()
         self.by_id: dict[str, list[int]] = {}
@@ -142,11 +141,13 @@ class PairedViewDataset(Dataset):
         return to_tensor(decode(self.items[i]["jpg"]))
 
     def __getitem__(self, i: int):
+        from factory.methods import swap_mask
+
         # torch.initial_seed() differs per epoch inside DataLoader workers (and is seeded), so each
         # epoch draws other views while the same seed replays the same run
         rng = np.random.default_rng((self.seed, torch.initial_seed() % 2**63, i))
         image = decode(self.items[i]["jpg"])
-        mask = face_mask(np.asarray(self.items[i]["meta"]["landmarks"]), image.shape[0])
+        mask = swap_mask(image, np.asarray(self.items[i]["meta"]["landmarks"], np.float32), self.mask)
         others = [j for j in self.by_id[self.items[i]["meta"]["identity"]] if j != i]
         if others:
             view = decode(self.items[others[rng.integers(len(others))]]["jpg"])
@@ -162,7 +163,7 @@ class SwapDataModule(pl.LightningDataModule):
     a fixed set of val faces, one per person, for validation figures and sample grids."""
 
     def __init__(self, faces_dir: str, sources: Sequence[str] | None = None, batch_size: int = 32,
-                 num_workers: int = 1, val_faces: int = 256, seed: int = 0):
+                 num_workers: int = 1, val_faces: int = 256, seed: int = 0, mask: str = "mesh"):
         super().__init__()
         self.save_hyperparameters()
         self.train_set = None
@@ -172,14 +173,14 @@ class SwapDataModule(pl.LightningDataModule):
             return
         hp = self.hparams
         sources = list(hp.sources) if hp.sources else None
-        self.train_set = PairedViewDataset(load_faces(hp.faces_dir, "train", sources), hp.seed)
+        self.train_set = PairedViewDataset(load_faces(hp.faces_dir, "train", sources), hp.seed, mask=hp.mask)
         val = load_faces(hp.faces_dir, "val", sources, min_per_identity=2)
         picks, seen = [], set()
         for it in val:  # one face per person, so a grid shows different identities
             if it["meta"]["identity"] not in seen:
                 seen.add(it["meta"]["identity"])
                 picks.append(it)
-        self.val_set = PairedViewDataset(picks[: hp.val_faces], hp.seed, flip=False)
+        self.val_set = PairedViewDataset(picks[: hp.val_faces], hp.seed, flip=False, mask=hp.mask)
 
     def train_dataloader(self) -> DataLoader:
         return train_loader(self.train_set, self.hparams.batch_size, self.hparams.num_workers)

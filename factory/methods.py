@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from factory.face_mesh import region_mask
 from factory.masks import blend, face_mask
 
 
@@ -61,14 +62,14 @@ class Swap(Method):
 
     name = "swap"
 
-    def __init__(self, checkpoint: str, batch_size: int = 64, fallback: str | None = None):
+    def __init__(self, checkpoint: str, batch_size: int = 64, fallback: str | None = None, mask: str = "mesh"):
         super().__init__()
         from factory.swapper import load_swapper
 
         if not os.path.exists(checkpoint) and fallback and os.path.exists(fallback):
             print(f"swap: {checkpoint} not found, using the shipped swapper {fallback}")
             checkpoint = fallback
-        self.checkpoint, self.batch_size = checkpoint, batch_size
+        self.checkpoint, self.batch_size, self.mask = checkpoint, batch_size, mask
         self.swapper = load_swapper(checkpoint).eval()
         self.sha256 = sha256_file(checkpoint)
 
@@ -89,16 +90,26 @@ class Swap(Method):
         if out.shape[-1] != size:
             out = torch.nn.functional.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
         faces = (out.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return blend_into_targets(faces, [p.target for p in pairs], [p.target_lm for p in pairs])
+        return blend_into_targets(faces, [p.target for p in pairs], [p.target_lm for p in pairs], self.mask)
 
 
-def blend_into_targets(faces, targets, target_lms) -> list[tuple[np.ndarray, np.ndarray]]:
+def swap_mask(target: np.ndarray, landmarks: np.ndarray, kind: str = "mesh") -> np.ndarray:
+    """The region a swap replaces in `target`: the face mesh's hull (`mesh`; the ellipse when the mesh
+    finds no face) or the 5-landmark ellipse (`ellipse`)."""
+    if kind == "mesh":
+        return region_mask(target, landmarks)[0]
+    if kind == "ellipse":
+        return face_mask(landmarks, target.shape[0])
+    raise ValueError(f"unknown swap mask {kind!r}: mesh or ellipse")
+
+
+def blend_into_targets(faces, targets, target_lms, mask: str = "mesh") -> list[tuple[np.ndarray, np.ndarray]]:
     """Generated faces (uint8 HxWx3) blended into their targets with each target's soft face mask:
     (fake, mask) as the factory ships them (also what the swap evaluation scores)."""
     result = []
     for face, target, lm in zip(faces, targets, target_lms):
-        mask = face_mask(lm, target.shape[0])
-        result.append((blend(face, target, mask), mask))
+        m = swap_mask(target, lm, mask)
+        result.append((blend(face, target, m), m))
     return result
 
 

@@ -144,10 +144,10 @@ def jpeg_roundtrip(images: np.ndarray, quality: int) -> np.ndarray:
     return np.stack([decode(encode_jpeg(im, quality)) for im in images])
 
 
-def ship(faces: np.ndarray, targets: np.ndarray, target_lm: np.ndarray, quality: int) -> np.ndarray:
+def ship(faces: np.ndarray, targets: np.ndarray, target_lm: np.ndarray, quality: int, mask: str = "mesh") -> np.ndarray:
     """The factory's last steps on decoder outputs: the swap method's blend into the target with its soft
     face mask, then the JPEG encoder at the dataset's quality."""
-    return jpeg_roundtrip(np.stack([im for im, _ in blend_into_targets(faces, targets, target_lm)]), quality)
+    return jpeg_roundtrip(np.stack([im for im, _ in blend_into_targets(faces, targets, target_lm, mask)]), quality)
 
 
 @torch.inference_mode()
@@ -215,7 +215,7 @@ def reconstruction(swapper, faces_dir: str, n: int = 500, sources: Sequence[str]
 
 def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str, out_dir: str, n_pairs: int = 1000,
                      seed: int = 0, jpeg_quality: int = 95, trained_against: str = "", mesh: bool = True,
-                     mesh_faces: int = 300) -> dict:
+                     mesh_faces: int = 300, mask: str = "mesh") -> dict:
     """The swapper beside its baselines (reconstruction, the unswapped target, the source face, the
     graphics warp-and-blend) on the same held-out pairs, scored as shipped (blend + JPEG) and, for the
     swap, as the decoder's raw output; JSON report + grid PNG (texture | identity | swap | reconstruction)."""
@@ -231,14 +231,14 @@ def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str
     def jpeg(images):
         return jpeg_roundtrip(images, jpeg_quality)
 
-    makers = {"swap": ship(swap_raw, u8[tgt], lm[tgt], jpeg_quality), "swap_decoder_output": swap_raw,
-              "reconstruction": ship(rec_raw, u8[tgt], lm[tgt], jpeg_quality),
+    makers = {"swap": ship(swap_raw, u8[tgt], lm[tgt], jpeg_quality, mask), "swap_decoder_output": swap_raw,
+              "reconstruction": ship(rec_raw, u8[tgt], lm[tgt], jpeg_quality, mask),
               "warp_blend": jpeg(np.stack([w[0] for w in warp])), "baseline_target": jpeg(u8[tgt]),
               "baseline_source": jpeg(u8[src])}
     detector = FaceDetector()
     face_mesh = FaceMesh() if mesh else None
     report = {"judges": {n: type(j).__name__ for n, j in judges.items()}, "trained_against": trained_against,
-              "size": swapper.size, "jpeg_quality": jpeg_quality, "test_faces": len(test["ids"])}
+              "size": swapper.size, "jpeg_quality": jpeg_quality, "mask": mask, "test_faces": len(test["ids"])}
     for name, images in makers.items():
         report[name] = score_images(images, judges, test, detector, face_mesh, mesh_faces)
     report["reconstruction"]["quality"] = reconstruction(swapper, faces_dir)

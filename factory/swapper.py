@@ -164,14 +164,19 @@ class ConsistencyDiscriminator(nn.Module):
             self.nets.append(nn.Sequential(*mods))
             self.proj.append(nn.ModuleDict({"out": nn.Conv2d(c, 1, 3, 1, 1), "id": nn.Linear(id_dim, c, bias=False)}))
 
-    def forward(self, face: torch.Tensor, ident: torch.Tensor) -> list[torch.Tensor]:
-        """Patch logits per scale (B x 1 x h x w)."""
-        outs, x = [], face * 2 - 1
+    def forward(self, face: torch.Tensor, ident: torch.Tensor, features: bool = False):
+        """Patch logits per scale (B x 1 x h x w); with `features`, also every layer's activations (for
+        SimSwap's feature-matching loss)."""
+        outs, feats, x = [], [], face * 2 - 1
         for net, proj in zip(self.nets, self.proj):
-            f = net(x)
+            f = x
+            for layer in net:
+                f = layer(f)
+                if features and isinstance(layer, nn.LeakyReLU):
+                    feats.append(f)
             outs.append(proj["out"](f) + (f * proj["id"](ident)[:, :, None, None]).sum(1, keepdim=True) / f.shape[1] ** 0.5)
             x = F.avg_pool2d(x, 2)
-        return outs
+        return (outs, feats) if features else outs
 
 
 class FaceSwapper(nn.Module):

@@ -10,6 +10,8 @@ of the same person (another photo, else an augmented copy) and b = faces of othe
                   identity loss 1 − cos(E_c(aug(blend)), E_c(b)) on randomly transformed copies (kornia:
                   scale, shift, rotation, blur, colour, noise) with centred descriptors E_c, so no pixel
                   pattern satisfies the recogniser without a face; attribute loss ‖T(s) − T(x)‖²
+- feature match   L1 between D's layer activations of x̂ and of x (SimSwap's weak feature matching):
+                  detail where plain L1 blurs
 - discriminator   real: (x, E(v)); fake: (x̂, E(v)), (blend, E(b)) and the mismatched real (x, E(b)),
                   hinge loss; T and G are updated from D's judgement of x̂ and the blend.
 The real pair uses *another view* so D cannot win by spotting identical halves (DESIGN pitfall).
@@ -73,7 +75,7 @@ class SwapperModule(pl.LightningModule):
     def __init__(self, identity: dict, size: int = 64, width: int = 32, levels: int = 3, blocks: int = 2,
                  id_maps: bool = True, disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: tuple = (0.0, 0.99), w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0,
-                 w_attr: float = 10.0, id_copies: int = 1, augment_strength: float = 1.0, calibration_faces: int = 1024,
+                 w_attr: float = 10.0, w_fm: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0, calibration_faces: int = 1024,
                  grid_faces: int = 8):
         super().__init__()
         self.save_hyperparameters()
@@ -123,16 +125,23 @@ class SwapperModule(pl.LightningModule):
 
         # generator: texture encoder + decoder
         opt_g.zero_grad(set_to_none=True)
-        adv = -(sum(o.mean() for o in self.disc(rec, id_view[0])) + sum(o.mean() for o in self.disc(shipped, id_b[0]))) / 2
+        d_rec, f_rec = self.disc(rec, id_view[0], features=True)
+        adv = -(sum(o.mean() for o in d_rec) + sum(o.mean() for o in self.disc(shipped, id_b[0]))) / 2
         rec_loss = F.l1_loss(rec, x)
+        fm = rec_loss.new_zeros(())
+        if hp.w_fm > 0:  # feature matching: the reconstruction's discriminator features match the face's
+            with torch.no_grad():
+                f_real = self.disc(x, id_view[0], features=True)[1]
+            fm = sum(F.l1_loss(a, b) for a, b in zip(f_rec, f_real)) / len(f_rec)
         id_loss = identity_loss(sw, shipped, id_b[0], self.augment, hp.id_copies)
         attr = sum(F.mse_loss(a, b.detach()) for a, b in zip(sw.texture(swap), texture)) / len(texture)
-        g_loss = hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr
+        g_loss = hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr + hp.w_fm * fm
         self.manual_backward(g_loss)
         opt_g.step()
 
         self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.stack([r.mean() for r in d_real]).mean(),
-                       "train/g_adv": adv, "train/rec_l1": rec_loss, "train/id_loss": id_loss, "train/attr": attr},
+                       "train/g_adv": adv, "train/rec_l1": rec_loss, "train/id_loss": id_loss, "train/attr": attr,
+                       "train/fm": fm},
                       prog_bar=True)
         return g_loss
 

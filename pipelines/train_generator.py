@@ -39,7 +39,8 @@ def main(cfg: DictConfig) -> dict:
         if cfg.eval.report_training_encoder:  # shown beside the judge, never counted as one
             judges[swapper.identity.name] = swapper.identity
         report = evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
-                                  cfg.eval.jpeg_quality, trained_against=swapper.identity.name)
+                                  cfg.eval.jpeg_quality, trained_against=swapper.identity.name,
+                                  mask=cfg.data.get("mask", "mesh"))
     print(summary_table(report))
     if cfg.ship_dir:  # the measured checkpoint becomes the repository's shipped swapper
         data = {"faces_dir": os.path.relpath(cfg.paths.faces_dir, cfg.paths.output_dir), "sources": cfg.data.sources,
