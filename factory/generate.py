@@ -101,7 +101,7 @@ class FactoryModule(pl.LightningModule):
     @torch.inference_mode()
     def predict_step(self, batch: dict, batch_idx: int = 0) -> dict:
         jobs, crops = batch["jobs"], batch["crops"]
-        images, masks = [None] * len(jobs), [None] * len(jobs)
+        images, masks, infos = [None] * len(jobs), [None] * len(jobs), [{}] * len(jobs)
         for name in sorted({j["method"] for j in jobs}):
             idx = [i for i, j in enumerate(jobs) if j["method"] == name]
             if name == REAL:
@@ -114,8 +114,8 @@ class FactoryModule(pl.LightningModule):
             pairs = [Pair(target=crops[jobs[i]["target"]][0], source=crops[jobs[i]["source"]][0],
                           target_lm=crops[jobs[i]["target"]][1], source_lm=crops[jobs[i]["source"]][1],
                           rng=np.random.default_rng(jobs[i]["seed"])) for i in idx]
-            for i, (image, mask) in zip(idx, self.methods[name](pairs)):
-                images[i], masks[i] = image, mask
+            for i, (image, mask, *info) in zip(idx, self.methods[name](pairs)):
+                images[i], masks[i], infos[i] = image, mask, (info[0] if info else {})
         finals, jpgs = [], []
         for job, image in zip(jobs, images):
             image = perturbations.apply(image, job["perturbation"], job["seed"])
@@ -124,9 +124,11 @@ class FactoryModule(pl.LightningModule):
             finals.append(decode(jpg))
         sims = self._similarity([crops[j["source"]][0] for j in jobs], finals)
         samples = []
-        for job, jpg, mask, sim in zip(jobs, jpgs, masks, sims):
-            samples.append({"__key__": job["key"], "jpg": jpg, "mask.png": encode_mask(mask),
-                            "json": dump_json(self.metadata(job, batch["metas"], mask, float(sim)))})
+        for job, jpg, mask, sim, info in zip(jobs, jpgs, masks, sims, infos):
+            meta = self.metadata(job, batch["metas"], mask, float(sim))
+            if info:
+                meta["manipulation"] = info
+            samples.append({"__key__": job["key"], "jpg": jpg, "mask.png": encode_mask(mask), "json": dump_json(meta)})
         return {"shard": batch["shard"], "samples": samples, "jobs": jobs, "sims": sims.tolist()}
 
     def metadata(self, job: dict, metas: dict, mask: np.ndarray, sim: float) -> dict:

@@ -60,8 +60,10 @@ def mesh_mask(points: np.ndarray, size: int, region: str = "face", grow: float =
         cv2.fillConvexPoly(hard, cv2.convexHull(np.round(p * 16).astype(np.int32)), 255, cv2.LINE_AA, 4)
     d = max(float(np.linalg.norm(pts[33] - pts[263])), 1.0)  # outer eye corners
     sigma = max(feather * d, 0.5)
-    inner = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=max(1, int(sigma)))
-    return cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigma)
+    # the face is feathered inwards (the edge stays on the face); small regions outwards (their core stays 1)
+    shrink = cv2.erode if region == "face" else cv2.dilate
+    core = shrink(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=max(1, int(sigma)))
+    return cv2.GaussianBlur(core.astype(np.float32) / 255.0, (0, 0), sigma)
 
 
 def blend(fake: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:

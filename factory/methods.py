@@ -33,7 +33,8 @@ class Pair:
 
 
 class Method(nn.Module):
-    """Base class: `forward(pairs) -> [(fake uint8 HxWx3, mask float HxW)]`."""
+    """Base class: `forward(pairs) -> [(fake uint8 HxWx3, mask float HxW)]`, or `(fake, mask, info)` with
+    a dict of what was done to that sample (kept in its metadata as `manipulation`)."""
 
     name = "method"
     uses_source = True  # False: the fake is made from the target alone (source = target)
@@ -77,7 +78,8 @@ class Swap(Method):
         return {"checkpoint": self.checkpoint, "sha256": self.sha256}
 
     @torch.inference_mode()
-    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def decode(self, pairs: list[Pair]) -> list[np.ndarray]:
+        """The decoder's faces (uint8, the target's size) for the pairs, before blending."""
         if not pairs:
             return []
         device = next(self.swapper.texture.parameters()).device
@@ -89,8 +91,10 @@ class Swap(Method):
         out = self.swapper.swap(stack([p.target for p in pairs]), stack([p.source for p in pairs]), self.batch_size)
         if out.shape[-1] != size:
             out = torch.nn.functional.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
-        faces = (out.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return blend_into_targets(faces, [p.target for p in pairs], [p.target_lm for p in pairs], self.mask)
+        return list((out.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return blend_into_targets(self.decode(pairs), [p.target for p in pairs], [p.target_lm for p in pairs], self.mask)
 
 
 def swap_mask(target: np.ndarray, landmarks: np.ndarray, kind: str = "mesh") -> np.ndarray:

@@ -119,9 +119,11 @@ def test_every_registered_method_on_real_pairs(name, small_faces, tiny_swapper_c
 
     first, again = method(pairs()), method(pairs())
     assert len(first) == 4
-    for p, (fake, mask), (fake2, _) in zip(pairs(), first, again):
+    for p, (fake, mask, *info), (fake2, _, *info2) in zip(pairs(), first, again):
         assert fake.shape == p.target.shape and fake.dtype == np.uint8 and mask.shape == p.target.shape[:2]
         np.testing.assert_array_equal(fake, fake2)
+        assert info == info2 and all(isinstance(i, dict) for i in info)  # per-sample record, seeded
+        assert 0.01 < mask.mean() < 0.9  # a region of the face, not nothing and not the frame
         diff = np.abs(fake.astype(float) - p.target).mean(2)
         assert diff[mask > 0.5].mean() > 1.0  # the face changed
         assert diff[mask < 0.01].mean() < 0.5 * diff[mask > 0.5].mean() + 0.5  # the rest did not
