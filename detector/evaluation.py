@@ -9,7 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from detector.metrics import binary_metrics, reliability
+from detector.calibration import apply_temperature, fit_temperature
+from detector.metrics import binary_metrics, ece, reliability
 from factory.shards import iter_samples
 from factory.verification import best_threshold
 
@@ -26,15 +27,18 @@ def load_shard_faces(root: str, split: str, limit: int | None = None) -> tuple[n
     return np.stack(faces), np.array([m["label"] for m in metas], int), metas
 
 
-def val_threshold(scorer: Callable, root: str | None, split: str = "val", limit: int | None = None) -> float | None:
-    """The threshold maximising balanced accuracy on the val split (None without val data)."""
+def val_fit(scorer: Callable, root: str | None, split: str = "val", limit: int | None = None) -> dict:
+    """What a detector takes from the val split: the threshold maximising balanced accuracy and the
+    calibrating temperature (empty without val data)."""
     if not root:
-        return None
+        return {}
     try:
         faces, labels, _ = load_shard_faces(root, split, limit)
     except (KeyError, FileNotFoundError, ValueError):
-        return None
-    return best_threshold(scorer(faces), labels.astype(bool))
+        return {}
+    p = np.asarray(scorer(faces), np.float64)
+    return {"threshold": best_threshold(p, labels.astype(bool)), "temperature": fit_temperature(p, labels)}
+
 
 
 def breakdown(y: np.ndarray, p: np.ndarray, metas: list[dict], threshold: float | None, n_boot: int, seed: int) -> dict:
@@ -122,6 +126,13 @@ def markdown(report: dict) -> str:
         ci = f" [{o['auc_ci95'][0]:.3f}, {o['auc_ci95'][1]:.3f}]" if o.get("auc_ci95") else ""
         lines.append(f"| {name} | {_fmt(o['auc'])}{ci} | {_fmt(o['eer'])} | {_fmt(o['ap'])} | {_fmt(o['acc@0.5'])} | "
                      f"{_fmt(o.get('acc@threshold'))} | {_fmt(o['ece'])} | {_fmt(o['brier'])} |")
+    lines += ["", "Calibration: temperature T fitted on val, applied to the test scores:", "",
+              "| detector | T | ECE before → after | Brier before → after |", "|---|---|---|---|"]
+    for name, r in report["detectors"].items():
+        c = r.get("calibration", {})
+        t = c.get("temperature")
+        lines.append(f"| {name} | {'–' if t is None else f'{t:.2f}'} | {_fmt(c.get('ece_before'))} → "
+                     f"{_fmt(c.get('ece_after'))} | {_fmt(c.get('brier_before'))} → {_fmt(c.get('brier_after'))} |")
     matrix = report.get("method_matrix")
     if matrix:
         methods = sorted({m for row in matrix.values() for m in row})
@@ -140,8 +151,20 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def calibration(y: np.ndarray, p: np.ndarray, temperature: float | None) -> dict:
+    """ECE and Brier before and after temperature scaling (the temperature fitted on val)."""
+    from sklearn.metrics import brier_score_loss
+
+    out = {"temperature": temperature, "ece_before": ece(y, p), "brier_before": float(brier_score_loss(y, p))}
+    if temperature is not None:
+        q = apply_temperature(p, temperature)
+        out.update({"ece_after": ece(y, q), "brier_after": float(brier_score_loss(y, q))})
+    return out
+
+
 def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray, metas: list[dict], out_dir: str,
-             data: dict, thresholds: dict[str, float | None] | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+             data: dict, thresholds: dict[str, float | None] | None = None, n_boot: int = 1000, seed: int = 0,
+             temperatures: dict[str, float | None] | None = None) -> dict:
     """Score every detector on the same faces; write report.json, report.md and the PNGs."""
     os.makedirs(out_dir, exist_ok=True)
     results, scores = {}, {}
@@ -150,6 +173,7 @@ def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray
         if p.shape != (len(faces),) or not np.all((p >= 0) & (p <= 1)):
             raise ValueError(f"detector {name} broke the protocol: want {len(faces)} probabilities in [0, 1]")
         results[name] = breakdown(labels, p, metas, (thresholds or {}).get(name), n_boot, seed)
+        results[name]["calibration"] = calibration(labels, p, (temperatures or {}).get(name))
         scores[name] = (labels, p)
     report = {"data": {**data, "n": int(len(labels)), "n_fake": int(labels.sum()), "n_real": int((labels == 0).sum())},
               "detectors": results,

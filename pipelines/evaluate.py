@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 import pipelines  # noqa: F401
 from detector.adapters import load_scorer
-from detector.evaluation import evaluate, load_shard_faces, val_threshold
+from detector.evaluation import evaluate, load_shard_faces, val_fit
 from detector.faces_in import FaceReader
 from factory.paths import CONF_DIR
 
@@ -21,8 +21,9 @@ def main(cfg: DictConfig) -> dict:
     else:
         faces, labels, metas = load_shard_faces(cfg.data.shards, cfg.data.split, cfg.data.limit)
         data = {"source": f"{cfg.data.shards} [{cfg.data.split}]"}
-    thresholds = {name: val_threshold(s, cfg.data.shards, cfg.threshold_split) for name, s in scorers.items()}
-    report = evaluate(scorers, faces, labels, metas, cfg.out_dir, data, thresholds, cfg.bootstrap, cfg.seed)
+    fits = {name: val_fit(s, cfg.data.shards, cfg.threshold_split) for name, s in scorers.items()}
+    report = evaluate(scorers, faces, labels, metas, cfg.out_dir, data, {n: f.get("threshold") for n, f in fits.items()},
+                      cfg.bootstrap, cfg.seed, {n: f.get("temperature") for n, f in fits.items()})
     for name, r in report["detectors"].items():
         o = r["overall"]
         print(f"{name}: AUC {o['auc']} EER {o['eer']} AP {o['ap']} ECE {o['ece']:.4f} "

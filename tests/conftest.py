@@ -115,7 +115,7 @@ def generate_cfg(faces_dir, out_dir, ckpt, *extra):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("generate", overrides=[
             f"paths.output_dir={out_dir}", f"out_dir={out_dir}", f"faces_dir={faces_dir}",
-            f"methods.swap.checkpoint={ckpt}", f"samples={SAMPLES}".replace("'", ""),
+            f"methods.swap.checkpoint={ckpt}", f"methods.partial.checkpoint={ckpt}", f"samples={SAMPLES}".replace("'", ""),
             "shard_size=16", "audit_samples=32", "contact_faces=4", "max_out_of_frame=1.0", "perturb.share=0.5",
             *extra])
 

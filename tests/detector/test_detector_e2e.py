@@ -68,7 +68,8 @@ def test_evaluate_on_shards_writes_the_report(trained, tmp_path):
     main.__wrapped__(cfg)
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     a = report["detectors"]["a"]
-    assert report["data"]["n"] == 32 and set(report["method_matrix"]["a"]) == {"swap", "warp_blend", "self_blend"}
+    assert report["data"]["n"] == 32 and set(report["method_matrix"]["a"]) == {"swap", "warp_blend", "self_blend", "morph",
+                                                                              "reenact", "partial"}
     assert 0 <= a["overall"]["auc"] <= 1 and a["overall"]["threshold"] is not None and a["overall"]["ece"] >= 0
     assert any(k != "none:0" for k in a["per_perturbation"])
     assert report["method_matrix"]["a"] == pytest.approx(report["method_matrix"]["b"], abs=1e-4)

@@ -47,11 +47,15 @@ def test_counts_provenance_and_masks(made):
                 assert m["method"] == "real" and mask.max() == 0 and m["source_key"] == m["target_key"]
             else:
                 assert mask.max() > 200
-            if m["method"] in ("swap", "warp_blend"):
+            if m["method"] in ("swap", "warp_blend", "morph", "reenact", "partial"):
                 assert m["source_id"] != m["target_id"]
+            if m["method"] == "morph":
+                assert 0.3 <= m["manipulation"]["alpha"] <= 0.7
+            if m["method"] == "partial":
+                assert m["manipulation"]["region"] in ("eyes", "nose", "mouth", "brows")
             if m["method"] == "swap":
                 assert m["generator"]["checkpoint"] == made["ckpt"] and len(m["generator"]["sha256"]) == 64
-    assert methods == {"real", "swap", "warp_blend", "self_blend"}
+    assert methods == {"real", "swap", "warp_blend", "self_blend", "morph", "reenact", "partial"}
     stats = json.loads((made["dir"] / "stats.json").read_text())
     assert stats["samples"] == sum(SAMPLES.values())
     assert stats["leakage_audit"]["distinct_jpeg_tables"] == 1 and stats["leakage_audit"]["distinct_image_sizes"] == 1
