@@ -1,5 +1,8 @@
 """Factory shards as a streaming detector dataset (webdataset), with albumentations augmentation.
 
+Online fakes (`online_share`): reals of the train split also become fresh self-blended or warp-blended
+fakes while the detector trains (`OnlineFakes`), mixed with the stored fakes.
+
 Train-on-subset: `methods` / `perturbations` keep only fakes of those methods and samples with those
 perturbation types (reals always stay, subject to the perturbation filter), so cross-method
 generalisation can be measured by training on one method and testing on the others.
@@ -43,8 +46,9 @@ def keep(meta: dict, methods=None, perturbations=None) -> bool:
 
 
 def shard_dataset(root: str, split: str, methods=None, perturbations=None, transform=None, shuffle: int = 0,
-                  seed: int = 0, epoch_samples: int | None = None):
-    """(face tensor, label, metadata) stream of one split; split across ranks and DataLoader workers."""
+                  seed: int = 0, epoch_samples: int | None = None, online: OnlineFakes | None = None):
+    """(face tensor, label, metadata) stream of one split; split across ranks and DataLoader workers;
+    `online` adds fakes made on the fly from the stream's reals (train only)."""
     urls = split_urls(root, split)
     if epoch_samples:  # several ranks: each draws shards at random and stops after its share (no rank starves)
         ds = wds.WebDataset(urls, resampled=True, seed=seed, empty_check=False, nodesplitter=None)
@@ -54,6 +58,10 @@ def shard_dataset(root: str, split: str, methods=None, perturbations=None, trans
     if shuffle:
         ds = ds.shuffle(shuffle, rng=random.Random(seed))
     ds = ds.decode("rgb8").to_tuple("jpg", "json").select(lambda s: keep(s[1], methods, perturbations))
+    if online is not None:
+        if split != "train":
+            raise ValueError("online fakes are made from train reals only")
+        ds = ds.compose(online)
 
     def prep(sample):
         image, meta = sample
@@ -67,6 +75,48 @@ def shard_dataset(root: str, split: str, methods=None, perturbations=None, trans
     return ds
 
 
+class OnlineFakes:
+    """Fresh fakes made from the train split's reals while the detector trains (SBI's recipe): after a
+    real face, with probability `share`, a fake made from it — `self_blend` (the face blended with a
+    jittered copy of itself) or `warp_blend` (another train real's face warped onto it). The randomness
+    is drawn from (seed, sample key), and the data module's seed changes every epoch, so each epoch sees
+    new fakes while the same seed replays the same ones. Only train-split reals ever enter."""
+
+    def __init__(self, share: float = 0.5, methods: tuple[str, ...] = ("self_blend", "warp_blend"), seed: int = 0,
+                 size: int = 64):
+        from factory.faces import TEMPLATE
+        from factory.methods import SelfBlend, WarpBlend
+
+        known = {"self_blend": SelfBlend(), "warp_blend": WarpBlend()}
+        if not 0 <= share <= 1 or not methods or any(m not in known for m in methods):
+            raise ValueError(f"online fakes: share in [0, 1] and methods among {sorted(known)} (got {share}, {methods})")
+        self.share, self.seed, self.methods = share, seed, {m: known[m] for m in methods}
+        self.landmarks = (TEMPLATE * size).astype(np.float32)  # every crop is aligned on the canonical template
+
+    def __call__(self, stream):
+        import zlib
+
+        from factory.methods import Pair
+
+        donors = []  # recent train reals: other people's faces for warp_blend
+        for image, meta in stream:
+            yield image, meta
+            if meta["label"] != 0 or meta["split"] != "train":
+                continue
+            rng = np.random.default_rng((self.seed, zlib.crc32(meta["key"].encode())))
+            if rng.random() < self.share:
+                name = list(self.methods)[rng.integers(len(self.methods))]
+                others = [d for d in donors if d[1]["target_id"] != meta["target_id"]]
+                if name == "warp_blend" and not others:
+                    name = "self_blend"
+                source, smeta = others[rng.integers(len(others))] if name == "warp_blend" else (image, meta)
+                lm = self.landmarks * image.shape[0] / 64
+                fake, _ = self.methods[name]([Pair(image, source, lm, lm, rng)])[0][:2]
+                yield fake, {**meta, "key": meta["key"] + f"_online_{name}", "label": 1, "method": f"online_{name}",
+                             "source_id": smeta["target_id"], "source_key": smeta["target_key"]}
+            donors = (donors + [(image, meta)])[-16:]
+
+
 def collate(batch):
     images, labels, metas = zip(*batch)
     return torch.stack(images), torch.stack(labels), list(metas)
@@ -74,7 +124,8 @@ def collate(batch):
 
 class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
-                 shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0):
+                 shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
+                 online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), size: int = 64):
         super().__init__()
         self.save_hyperparameters()
 
@@ -83,7 +134,10 @@ class ShardDataModule(pl.LightningDataModule):
         hp = self.hparams
         if getattr(self, "train_count", None) is None:
             ds = wds.WebDataset(split_urls(hp.root, "train"), shardshuffle=False, empty_check=False)
-            self.train_count = sum(keep(json.loads(s["json"]), hp.methods, hp.perturbations) for s in ds)
+            metas = [m for m in (json.loads(s["json"]) for s in ds) if keep(m, hp.methods, hp.perturbations)]
+            self.train_count = len(metas)
+            # each real is followed by an online fake with probability online_share (expected count)
+            self.train_count += int(round(hp.online_share * sum(m["label"] == 0 for m in metas)))
             if self.train_count == 0:
                 raise ValueError(f"no training samples in {hp.root} for methods={hp.methods} "
                                  f"perturbations={hp.perturbations}")
@@ -92,8 +146,9 @@ class ShardDataModule(pl.LightningDataModule):
         hp = self.hparams
         world = self.trainer.world_size if self.trainer else 1
         epoch = self.trainer.current_epoch if self.trainer else 0
+        online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch, hp.size) if hp.online_share else None
         ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength),
-                           hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None)
+                           hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online)
         ds = ds.with_length(self.train_count // world)
         return DataLoader(ds, batch_size=hp.batch_size, num_workers=hp.num_workers, collate_fn=collate,
                           persistent_workers=False)
