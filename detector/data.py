@@ -24,9 +24,34 @@ from factory.facedata import to_tensor
 from factory.shards import split_urls
 
 
-def train_augment(strength: float = 1.0) -> A.Compose:
-    """Flips, small shifts, colour jitter and mild blur/JPEG — never enough to change the label."""
+class TightCropPad(A.ImageOnlyTransform):
+    """What a tight input crop (FaceForensics++, DFDC, Celeb-DF style) becomes after the factory's
+    alignment: a box around the face kept, the rest of the canonical crop filled by reflection. Trained
+    on both classes alike, so the padding cannot become a real/fake cue."""
+
+    def __init__(self, keep: tuple[float, float] = (0.55, 0.85), p: float = 0.3):
+        super().__init__(p=p)
+        self.keep = tuple(keep)
+
+    def get_params(self) -> dict:
+        r = self.py_random
+        return {"keep": r.uniform(*self.keep), "aspect": r.uniform(1.0, 1.25), "dx": r.uniform(-0.04, 0.04),
+                "dy": r.uniform(-0.04, 0.04)}
+
+    def apply(self, img: np.ndarray, keep: float, aspect: float, dx: float, dy: float, **params) -> np.ndarray:
+        h, w = img.shape[:2]
+        bw, bh = max(2, int(round(w * keep))), max(2, min(h, int(round(h * keep * aspect))))
+        x0 = int(np.clip(round(w * (0.5 + dx) - bw / 2), 0, w - bw))
+        y0 = int(np.clip(round(h * (0.55 + dy) - bh / 2), 0, h - bh))  # the face centre sits a little low
+        return cv2.copyMakeBorder(np.ascontiguousarray(img[y0:y0 + bh, x0:x0 + bw]), y0, h - y0 - bh, x0, w - x0 - bw,
+                                  cv2.BORDER_REFLECT_101)
+
+
+def train_augment(strength: float = 1.0, tight_crop: float = 0.0) -> A.Compose:
+    """Flips, small shifts, colour jitter and mild blur/JPEG — never enough to change the label — and,
+    with probability `tight_crop`, the reflect padding a tight input crop gets at alignment."""
     return A.Compose([
+        TightCropPad(p=tight_crop),
         A.HorizontalFlip(p=0.5),
         A.Affine(scale=(0.95, 1.05), translate_percent=(-0.03, 0.03), rotate=(-5, 5), border_mode=cv2.BORDER_REFLECT_101,
                  p=0.5 * strength),
@@ -125,7 +150,8 @@ def collate(batch):
 class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
                  shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
-                 online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), size: int = 64):
+                 online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), size: int = 64,
+                 tight_crop: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
 
@@ -147,7 +173,7 @@ class ShardDataModule(pl.LightningDataModule):
         world = self.trainer.world_size if self.trainer else 1
         epoch = self.trainer.current_epoch if self.trainer else 0
         online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch, hp.size) if hp.online_share else None
-        ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength),
+        ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop),
                            hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online)
         ds = ds.with_length(self.train_count // world)
         return DataLoader(ds, batch_size=hp.batch_size, num_workers=hp.num_workers, collate_fn=collate,

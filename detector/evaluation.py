@@ -120,6 +120,10 @@ def markdown(report: dict) -> str:
              f"{report['data']['n_real']} real, {report['data']['n_fake']} fake).", ""]
     if report["data"].get("skipped"):
         lines += [f"Unusable images, counted: {report['data']['skipped_by_reason']}", ""]
+    if report["data"].get("padded"):
+        pad = report["data"]["padded"]
+        lines += [f"Reflect-padded share of the aligned crops (tight input crops): mean {pad['mean']:.1%}, "
+                  f"max {pad['max']:.1%}, {pad['faces_over_10pct']} faces over 10 %.", ""]
     lines += ["| detector | AUC [95 % CI] | EER | AP | acc@0.5 | acc@val thr. | ECE | Brier |", "|---|---|---|---|---|---|---|---|"]
     for name, r in report["detectors"].items():
         o = r["overall"]

@@ -30,19 +30,23 @@ def list_images(folder: str) -> list[str]:
 
 
 class FaceReader:
-    def __init__(self, size: int = 64, jpeg_quality: int = 95, align_cfg: AlignConfig | None = None):
-        self.cfg = align_cfg or AlignConfig(allow_grey=True)
+    def __init__(self, size: int = 64, jpeg_quality: int = 95, align_cfg: AlignConfig | dict | None = None):
+        if isinstance(align_cfg, dict) or align_cfg is None:  # tight face crops are accepted: reflect-padded
+            align_cfg = AlignConfig(**{"allow_grey": True, "max_out_of_frame": 0.8, **(align_cfg or {})})
+        self.cfg = align_cfg
         self.size, self.quality = size, jpeg_quality
         self.detector = FaceDetector(min_face_size=self.cfg.min_face_size)
 
-    def dominant(self, path: str) -> np.ndarray:
-        """The image's main face as a canonical crop, or Skip."""
+    def dominant(self, path: str) -> tuple[np.ndarray, float]:
+        """The image's main face as a canonical crop and its padded share (the part of the crop that lies
+        outside the image and is filled by reflection, as for UTKFace's tight crops), or Skip."""
         image, _ = load_rgb(path, min_side=self.cfg.min_image_side, allow_grey=self.cfg.allow_grey)
         face = find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance)
         crop, _, oob = align(image, face.landmarks, self.cfg.size)
         if oob > self.cfg.max_out_of_frame:
-            raise Skip("face_cut_off", f"{oob:.0%} of the crop lies outside the photo")
-        return canonical(crop, self.size, self.quality)
+            raise Skip("face_cut_off", f"{oob:.0%} of the crop lies outside the photo (align.max_out_of_frame "
+                                       f"{self.cfg.max_out_of_frame})")
+        return canonical(crop, self.size, self.quality), oob
 
     def all_faces(self, path: str) -> list[tuple[np.ndarray, list[float]]]:
         """Every confident face of an image (crop, box), largest first; Skip if none."""
@@ -51,8 +55,14 @@ class FaceReader:
                  and f.eye_distance >= self.cfg.min_eye_distance]
         if not faces:
             find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance)  # raises the reason
-        return [(canonical(align(image, f.landmarks, self.cfg.size)[0], self.size, self.quality),
-                 [round(float(v), 1) for v in f.box]) for f in sorted(faces, key=lambda f: -f.area)]
+        out = []
+        for f in sorted(faces, key=lambda f: -f.area):
+            crop, _, oob = align(image, f.landmarks, self.cfg.size)
+            if oob <= self.cfg.max_out_of_frame:
+                out.append((canonical(crop, self.size, self.quality), [round(float(v), 1) for v in f.box]))
+        if not out:
+            raise Skip("face_cut_off", f"every face lies more than {self.cfg.max_out_of_frame:.0%} outside the image")
+        return out
 
     def folder(self, root: str) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
         """`root/real` and `root/fake` → faces, labels, per-face metadata and a skip report."""
@@ -63,14 +73,19 @@ class FaceReader:
                 raise FileNotFoundError(f"{root} needs real/ and fake/ sub-folders (missing {sub}/)")
             for path in list_images(folder):
                 try:
-                    faces.append(self.dominant(path))
+                    face, padded = self.dominant(path)
                 except Skip as s:
                     skips.append({"file": os.path.relpath(path, root), "reason": s.reason, "detail": s.detail})
                     continue
+                faces.append(face)
                 labels.append(label)
                 metas.append({"label": label, "method": "real" if label == 0 else "unknown", "file":
-                              os.path.relpath(path, root), "perturbation": {"type": "none", "level": 0}})
+                              os.path.relpath(path, root), "perturbation": {"type": "none", "level": 0},
+                              "padded": round(padded, 4)})
+        padded = np.array([m["padded"] for m in metas])
         report = {"images": len(faces) + len(skips), "faces": len(faces), "skipped": len(skips),
-                  "skipped_by_reason": dict(Counter(s["reason"] for s in skips)), "skips": skips}
+                  "skipped_by_reason": dict(Counter(s["reason"] for s in skips)), "skips": skips,
+                  "padded": {"mean": float(padded.mean()) if len(padded) else 0.0,
+                             "faces_over_10pct": int((padded > 0.1).sum()), "max": float(padded.max()) if len(padded) else 0.0}}
         stack = np.stack(faces) if faces else np.zeros((0, self.size, self.size, 3), np.uint8)
         return stack, np.array(labels, int), metas, report

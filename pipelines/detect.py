@@ -3,7 +3,7 @@ import os
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import pipelines  # noqa: F401
 from detector.adapters import load_scorer
@@ -16,7 +16,7 @@ from factory.paths import CONF_DIR
 def main(cfg: DictConfig) -> list:
     if not cfg.input or not os.path.exists(cfg.input):
         raise SystemExit(f"usage: python -m pipelines.detect <image or folder> [detector=...]; got {cfg.input!r}")
-    scorer, reader = load_scorer(cfg.detector), FaceReader(cfg.size, cfg.jpeg_quality)
+    scorer, reader = load_scorer(cfg.detector), FaceReader(cfg.size, cfg.jpeg_quality, OmegaConf.to_container(cfg.align))
     paths = list_images(cfg.input) if os.path.isdir(cfg.input) else [cfg.input]
     rows = []
     for path in paths:

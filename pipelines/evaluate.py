@@ -2,7 +2,7 @@
 import json
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import pipelines  # noqa: F401
 from detector.adapters import load_scorer
@@ -15,9 +15,10 @@ from factory.paths import CONF_DIR
 def main(cfg: DictConfig) -> dict:
     scorers = {name: load_scorer(spec, cfg.batch_size) for name, spec in cfg.detectors.items()}
     if cfg.data.folder:
-        faces, labels, metas, read = FaceReader(cfg.size, cfg.jpeg_quality).folder(cfg.data.folder)
+        reader = FaceReader(cfg.size, cfg.jpeg_quality, OmegaConf.to_container(cfg.align))
+        faces, labels, metas, read = reader.folder(cfg.data.folder)
         data = {"source": cfg.data.folder, "skipped": read["skipped"], "skipped_by_reason": read["skipped_by_reason"],
-                "skips": read["skips"]}
+                "skips": read["skips"], "padded": read["padded"]}
     else:
         faces, labels, metas = load_shard_faces(cfg.data.shards, cfg.data.split, cfg.data.limit)
         data = {"source": f"{cfg.data.shards} [{cfg.data.split}]"}
