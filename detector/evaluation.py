@@ -130,6 +130,12 @@ def markdown(report: dict) -> str:
         ci = f" [{o['auc_ci95'][0]:.3f}, {o['auc_ci95'][1]:.3f}]" if o.get("auc_ci95") else ""
         lines.append(f"| {name} | {_fmt(o['auc'])}{ci} | {_fmt(o['eer'])} | {_fmt(o['ap'])} | {_fmt(o['acc@0.5'])} | "
                      f"{_fmt(o.get('acc@threshold'))} | {_fmt(o['ece'])} | {_fmt(o['brier'])} |")
+    hard = report.get("hardness")
+    if hard:
+        lines += ["", f"Hardest third of the fakes (difficulty = 1 − mean p(fake) of {', '.join(hard['detectors'])}; "
+                      f"≥ {hard['hardest_third_min_difficulty']:.3f}) against all reals — AUC: " +
+                  ", ".join(f"{n} {_fmt(a)}" for n, a in hard["auc_hardest_third"].items()) + ". Mean difficulty by "
+                  "method: " + ", ".join(f"{m} {d:.3f}" for m, d in hard["mean_difficulty_by_method"].items()) + "."]
     lines += ["", "Calibration: temperature T fitted on val, applied to the test scores:", "",
               "| detector | T | ECE before → after | Brier before → after |", "|---|---|---|---|"]
     for name, r in report["detectors"].items():
@@ -166,6 +172,28 @@ def calibration(y: np.ndarray, p: np.ndarray, temperature: float | None) -> dict
     return out
 
 
+def hardness(labels: np.ndarray, probs: dict[str, np.ndarray], metas: list[dict], out_dir: str, n_boot: int,
+             seed: int) -> dict:
+    """Every fake's `difficulty`: 1 − the mean fake-probability the evaluated (reference) detectors give
+    it (1 = all call it real). Written per sample key to `difficulty.json` (what `generate`'s hard release
+    reads); each detector's AUC on the hardest third of the fakes against all reals."""
+    fake = labels == 1
+    if not fake.any() or not probs:
+        return {}
+    difficulty = 1 - np.mean(list(probs.values()), axis=0)
+    keys = [m.get("key", m.get("file")) for m in metas]
+    with open(os.path.join(out_dir, "difficulty.json"), "w") as f:
+        json.dump({"detectors": sorted(probs), "difficulty": {k: round(float(d), 4) for k, d, y in
+                                                               zip(keys, difficulty, labels) if y == 1}}, f)
+    cut = np.quantile(difficulty[fake], 2 / 3)
+    hard = (fake & (difficulty >= cut)) | ~fake
+    return {"detectors": sorted(probs), "hardest_third_min_difficulty": float(cut),
+            "mean_difficulty_by_method": {m: float(difficulty[np.array([x["method"] == m for x in metas]) & fake].mean())
+                                          for m in sorted({x["method"] for x, y in zip(metas, labels) if y == 1})},
+            "auc_hardest_third": {n: binary_metrics(labels[hard], p[hard], None, n_boot, seed)["auc"]
+                                  for n, p in probs.items()}}
+
+
 def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray, metas: list[dict], out_dir: str,
              data: dict, thresholds: dict[str, float | None] | None = None, n_boot: int = 1000, seed: int = 0,
              temperatures: dict[str, float | None] | None = None) -> dict:
@@ -182,6 +210,7 @@ def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray
     report = {"data": {**data, "n": int(len(labels)), "n_fake": int(labels.sum()), "n_real": int((labels == 0).sum())},
               "detectors": results,
               "method_matrix": {n: {m: r["auc"] for m, r in res["per_method"].items()} for n, res in results.items()}}
+    report["hardness"] = hardness(labels, {n: p for n, (_, p) in scores.items()}, metas, out_dir, n_boot, seed)
     report["plots"] = plots(results, scores, out_dir)
     with open(os.path.join(out_dir, "report.json"), "w") as f:
         json.dump(report, f, indent=1)

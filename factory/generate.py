@@ -43,6 +43,16 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interp)
 
 
+def hard_release(jobs: list[dict], difficulty: dict[str, float], min_difficulty: float) -> tuple[list[dict], dict]:
+    """A hard release keeps the reals and only the fakes whose difficulty (from `evaluate`'s
+    difficulty.json for the same plan) reaches `min_difficulty`; fakes the file does not score are kept.
+    Returns the kept jobs and the count of dropped fakes per method."""
+    if not difficulty:
+        return jobs, {}
+    keep = [j["label"] == 0 or difficulty.get(j["key"], 1.0) >= min_difficulty for j in jobs]
+    return [j for j, k in zip(jobs, keep) if k], dict(Counter(j["method"] for j, k in zip(jobs, keep) if not k))
+
+
 def _only(batch: list):
     return batch[0]
 
@@ -247,7 +257,12 @@ def run(cfg, progress: bool = True) -> dict:
     pairing = instantiate(cfg.pairing)
     perturb = OmegaConf.to_container(cfg.perturb, resolve=True)
 
-    faces, shards = {}, []
+    hard = OmegaConf.to_container(cfg.get("hard", {}) or {}, resolve=True)
+    difficulty = {}
+    if hard.get("difficulty"):
+        with open(hard["difficulty"]) as f:
+            difficulty = json.load(f)["difficulty"]
+    faces, shards, dropped = {}, [], {}
     for split, n in cfg.samples.items():
         pool = load_faces(cfg.faces_dir, split)
         faces.update({it["meta"]["key"]: it for it in pool})
@@ -259,6 +274,7 @@ def run(cfg, progress: bool = True) -> dict:
 
         jobs = plan_split(split, metas, int(n), cfg.real_share, {k: m.uses_source for k, m in methods.items()},
                           cfg.get("method_weights"), pairing, embed, perturb, cfg.seed, cfg.max_out_of_frame)
+        jobs, dropped[split] = hard_release(jobs, difficulty, hard.get("min_difficulty", 0.0))
         shards += shard_jobs(jobs, split, cfg.shard_size)
 
     plan_hash = hashlib.sha256(json.dumps(shards, sort_keys=True).encode()).hexdigest()
@@ -310,6 +326,9 @@ def run(cfg, progress: bool = True) -> dict:
         audit_samples.append((sample["jpg"], json.loads(sample["json"])))
         if len(audit_samples) >= cfg.audit_samples:
             break
+    if difficulty:
+        stats["hard_release"] = {"difficulty": hard["difficulty"], "min_difficulty": hard.get("min_difficulty", 0.0),
+                                 "dropped_fakes": dropped}
     stats["leakage_audit"] = {"split": audit_split, **leakage_audit(audit_samples, cfg.seed)}
     made = sum(by_name[name]["num_samples"] for name, _ in todo)
     # write time is only seen when the shards were written in this process (not by spawned ranks)

@@ -16,6 +16,9 @@ from factory.paths import CONF_DIR
 pytestmark = pytest.mark.slow
 
 
+METHODS = {"swap", "warp_blend", "self_blend", "morph", "reenact", "partial"}
+
+
 def _compose(name, overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(name, overrides=overrides, return_hydra_config=False)
@@ -68,10 +71,14 @@ def test_evaluate_on_shards_writes_the_report(trained, tmp_path):
     main.__wrapped__(cfg)
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     a = report["detectors"]["a"]
-    assert report["data"]["n"] == 32 and set(report["method_matrix"]["a"]) == {"swap", "warp_blend", "self_blend", "morph",
-                                                                              "reenact", "partial"}
+    assert report["data"]["n"] == 32 and set(report["method_matrix"]["a"]) == METHODS
     assert 0 <= a["overall"]["auc"] <= 1 and a["overall"]["threshold"] is not None and a["overall"]["ece"] >= 0
     assert any(k != "none:0" for k in a["per_perturbation"])
+    hard = report["hardness"]
+    assert set(hard["auc_hardest_third"]) == {"a", "b"} and set(hard["mean_difficulty_by_method"]) <= set(METHODS)
+    difficulty = json.loads((tmp_path / "rep" / "difficulty.json").read_text())["difficulty"]
+    assert len(difficulty) == report["data"]["n_fake"] and all(0 <= d <= 1 for d in difficulty.values())
+    assert a["calibration"]["temperature"] > 0 and a["calibration"]["ece_after"] >= 0
     assert report["method_matrix"]["a"] == pytest.approx(report["method_matrix"]["b"], abs=1e-4)
     for png in ("roc.png", "robustness.png", "reliability.png"):
         assert (tmp_path / "rep" / png).stat().st_size > 1000

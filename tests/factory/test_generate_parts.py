@@ -143,3 +143,14 @@ def test_swap_method_falls_back_to_shipped_weights(tiny_swapper_ckpt, tmp_path):
     assert method.provenance()["checkpoint"] == shipped and len(method.provenance()["sha256"]) == 64
     with pytest.raises(FileNotFoundError, match="train_generator"):
         Swap(str(tmp_path / "missing" / "best.ckpt"), fallback=str(tmp_path / "also_missing.pt"))
+
+
+def test_hard_release_keeps_reals_and_only_hard_fakes():
+    from factory.generate import hard_release
+
+    jobs = [{"key": "r", "label": 0, "method": "real"}, {"key": "a", "label": 1, "method": "swap"},
+            {"key": "b", "label": 1, "method": "swap"}, {"key": "c", "label": 1, "method": "morph"},
+            {"key": "d", "label": 1, "method": "morph"}]
+    kept, dropped = hard_release(jobs, {"a": 0.9, "b": 0.1, "c": 0.49, "r": 0.0}, 0.5)
+    assert [j["key"] for j in kept] == ["r", "a", "d"] and dropped == {"swap": 1, "morph": 1}
+    assert hard_release(jobs, {}, 0.5) == (jobs, {})
