@@ -61,9 +61,12 @@ def train_augment(strength: float = 1.0, tight_crop: float = 0.0) -> A.Compose:
     ])
 
 
-def keep(meta: dict, methods=None, perturbations=None) -> bool:
-    """Whether a sample belongs to the requested subset."""
+def keep(meta: dict, methods=None, perturbations=None, exclude=None) -> bool:
+    """Whether a sample belongs to the requested subset (`exclude`: methods whose fakes are left out,
+    e.g. the held-out method of a leave-one-method-out run)."""
     if methods and meta["label"] == 1 and meta["method"] not in methods:
+        return False
+    if exclude and meta["label"] == 1 and meta["method"] in exclude:
         return False
     if perturbations and meta["perturbation"]["type"] not in perturbations:
         return False
@@ -71,7 +74,7 @@ def keep(meta: dict, methods=None, perturbations=None) -> bool:
 
 
 def shard_dataset(root: str, split: str, methods=None, perturbations=None, transform=None, shuffle: int = 0,
-                  seed: int = 0, epoch_samples: int | None = None, online: OnlineFakes | None = None):
+                  seed: int = 0, epoch_samples: int | None = None, online: OnlineFakes | None = None, exclude=None):
     """(face tensor, label, metadata) stream of one split; split across ranks and DataLoader workers;
     `online` adds fakes made on the fly from the stream's reals (train only)."""
     urls = split_urls(root, split)
@@ -82,7 +85,7 @@ def shard_dataset(root: str, split: str, methods=None, perturbations=None, trans
                             nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker)
     if shuffle:
         ds = ds.shuffle(shuffle, rng=random.Random(seed))
-    ds = ds.decode("rgb8").to_tuple("jpg", "json").select(lambda s: keep(s[1], methods, perturbations))
+    ds = ds.decode("rgb8").to_tuple("jpg", "json").select(lambda s: keep(s[1], methods, perturbations, exclude))
     if online is not None:
         if split != "train":
             raise ValueError("online fakes are made from train reals only")
@@ -151,8 +154,10 @@ class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
                  shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
                  online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), size: int = 64,
-                 tight_crop: float = 0.0):
+                 tight_crop: float = 0.0, exclude_methods=None):
         super().__init__()
+        if isinstance(exclude_methods, str):
+            exclude_methods = [exclude_methods]
         self.save_hyperparameters()
 
     def setup(self, stage: str | None = None) -> None:
@@ -160,13 +165,13 @@ class ShardDataModule(pl.LightningDataModule):
         hp = self.hparams
         if getattr(self, "train_count", None) is None:
             ds = wds.WebDataset(split_urls(hp.root, "train"), shardshuffle=False, empty_check=False)
-            metas = [m for m in (json.loads(s["json"]) for s in ds) if keep(m, hp.methods, hp.perturbations)]
+            metas = [m for m in (json.loads(s["json"]) for s in ds) if keep(m, hp.methods, hp.perturbations, hp.exclude_methods)]
             self.train_count = len(metas)
             # each real is followed by an online fake with probability online_share (expected count)
             self.train_count += int(round(hp.online_share * sum(m["label"] == 0 for m in metas)))
             if self.train_count == 0:
                 raise ValueError(f"no training samples in {hp.root} for methods={hp.methods} "
-                                 f"perturbations={hp.perturbations}")
+                                 f"perturbations={hp.perturbations} exclude_methods={hp.exclude_methods}")
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
@@ -174,12 +179,13 @@ class ShardDataModule(pl.LightningDataModule):
         epoch = self.trainer.current_epoch if self.trainer else 0
         online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch, hp.size) if hp.online_share else None
         ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop),
-                           hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online)
+                           hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online,
+                           hp.exclude_methods)
         ds = ds.with_length(self.train_count // world)
         return DataLoader(ds, batch_size=hp.batch_size, num_workers=hp.num_workers, collate_fn=collate,
                           persistent_workers=False)
 
     def val_dataloader(self) -> DataLoader:
         hp = self.hparams
-        ds = shard_dataset(hp.root, "val", hp.methods, hp.perturbations)
+        ds = shard_dataset(hp.root, "val", hp.methods, hp.perturbations, exclude=hp.exclude_methods)
         return DataLoader(ds, batch_size=hp.batch_size, num_workers=0, collate_fn=collate)

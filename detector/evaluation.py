@@ -144,6 +144,10 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {'–' if t is None else f'{t:.2f}'} | {_fmt(c.get('ece_before'))} → "
                      f"{_fmt(c.get('ece_after'))} | {_fmt(c.get('brier_before'))} → {_fmt(c.get('brier_after'))} |")
     matrix = report.get("method_matrix")
+    lomo = {n[len("without_"):]: row.get(n[len("without_"):]) for n, row in (matrix or {}).items() if n.startswith("without_")}
+    if lomo:
+        lines += ["", "Leave-one-method-out: AUC of the detector trained without a method on that method's fakes vs all reals:",
+                  "", "| held-out method | AUC |", "|---|---|", *(f"| {m} | {_fmt(a)} |" for m, a in sorted(lomo.items()))]
     if matrix:
         methods = sorted({m for row in matrix.values() for m in row})
         lines += ["", "AUC per detector (rows) and test method (columns; that method's fakes vs all reals):", "",

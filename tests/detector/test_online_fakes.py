@@ -41,3 +41,19 @@ def test_online_fakes_refuse_other_splits_and_bad_settings(small_dataset):
         OnlineFakes(1.5)
     with pytest.raises(ValueError, match="online fakes"):
         OnlineFakes(0.5, ("morph",))
+
+
+def test_leave_one_method_out_never_shows_the_held_out_method(small_dataset):
+    """A holdout run's train and val streams hold no fake of the held-out method (checked per sample
+    key against the shards), and every other method's fakes are still there."""
+    from detector.data import ShardDataModule
+
+    root = str(small_dataset["dir"])
+    dm = ShardDataModule(root, exclude_methods="swap", batch_size=8, num_workers=0)
+    dm.setup()
+    seen = {m["key"]: m for loader in (dm.train_dataloader(), dm.val_dataloader()) for _, _, metas in loader for m in metas}
+    stored = {s["json"]["key"]: s["json"] for split in ("train", "val") for s in iter_samples(root, split)}
+    swaps = {k for k, m in stored.items() if m["method"] == "swap"}
+    assert swaps and not swaps & set(seen)
+    assert {m["method"] for m in seen.values()} == {m["method"] for m in stored.values()} - {"swap"}
+    assert dm.train_count == sum(m["split"] == "train" and m["method"] != "swap" for m in stored.values())

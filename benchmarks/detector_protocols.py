@@ -1,0 +1,55 @@
+"""Detector protocols as standard tables: leave-one-method-out and a detector zoo at equal CPU budget.
+
+    python -m benchmarks.detector_protocols lomo [minutes_per_detector] [train_detector overrides ...]
+    python -m benchmarks.detector_protocols zoo  [minutes_per_detector] [train_detector overrides ...]
+
+`lomo`: for every method in the dataset, a detector trained (and validated) without that method's fakes
+(`train_detector holdout=<method>`, named `without_<method>`), then one `evaluate` of all of them: the
+report's leave-one-method-out table is each detector's AUC on the method it never saw.
+`zoo`: resnet10t, resnet18, efficientnet_b0 and xception41, each for the same wall-clock budget
+(`trainer.max_time`), evaluated together. Every run is its own process, one at a time (two cores).
+Reports land in `outputs/reports/detectors/<protocol>/`.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import factory  # noqa: F401
+from factory.paths import REPO_ROOT
+
+ZOO = ("resnet10t", "resnet18", "efficientnet_b0", "xception41")
+
+
+def methods_in(dataset: str) -> list[str]:
+    with open(f"{dataset}/stats.json") as f:
+        stats = json.load(f)
+    return sorted({m for s in stats["splits"].values() for m in s["methods"]} - {"real"})
+
+
+def run(args: list[str]) -> None:
+    print("$", " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", *args], check=True, cwd=REPO_ROOT)
+
+
+def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
+    out = REPO_ROOT / "outputs"
+    budget = f"trainer.max_time=00:00:{minutes:02d}:00"
+    if protocol == "lomo":
+        names = {f"without_{m}": m for m in methods_in(str(out / "dataset"))}
+        for name, method in names.items():
+            run(["pipelines.train_detector", f"holdout={method}", f"name={name}", budget, *overrides])
+    elif protocol == "zoo":
+        names = {f"zoo_{b}": b for b in ZOO}
+        for name, backbone in names.items():
+            run(["pipelines.train_detector", f"detector_model={backbone}", f"name={name}", budget, *overrides])
+    else:
+        raise SystemExit("protocol: lomo or zoo")
+    detectors = ",".join(f"{n}:{out}/detectors/{n}/checkpoints/best.ckpt" for n in names)
+    run(["pipelines.evaluate", "~detectors", f"+detectors={{{detectors}}}",
+         f"out_dir={out}/reports/detectors/{protocol}"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], *(int(a) for a in sys.argv[2:3]), *sys.argv[3:])
