@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 def contact_sheet(faces: Sequence[np.ndarray], path: str, columns: int = 8, captions: Sequence[str] | None = None,
                   points: Sequence[np.ndarray] | None = None) -> None:
-    """Save faces (HxWx3 uint8, same size) as a grid PNG, optionally with captions and landmark dots."""
+    """Save faces (HxWx3 uint8, same size) as a grid PNG (a path or a URL), optionally with captions and
+    landmark dots."""
     if not faces:
         raise ValueError("contact sheet needs at least one face")
     h, w = faces[0].shape[:2]
@@ -25,4 +26,6 @@ def contact_sheet(faces: Sequence[np.ndarray], path: str, columns: int = 8, capt
                 draw.ellipse([x + px - 1.5, y + py - 1.5, x + px + 1.5, y + py + 1.5], fill=(0, 255, 0))
         if captions:
             draw.text((x + 2, y + h), str(captions[i])[: w // 6], fill=(0, 0, 0))
-    sheet.save(path)
+    from factory import storage
+
+    storage.save_with(path, lambda buf: sheet.save(buf, format="PNG"))

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 
 import cv2
 import numpy as np
 
+from factory import storage
 from factory.contact import contact_sheet
 from factory.facedata import decode
 from factory.shards import iter_samples
@@ -59,7 +59,7 @@ def contact(out_dir: str, split: str, per_method: int = 8) -> None:
         faces += [np.full_like(faces[-1], 255)] * (per_method - len(row)) * 2
         captions += [""] * (per_method - len(row)) * 2
     if faces:
-        contact_sheet(faces, os.path.join(out_dir, "contact_sheet.png"), columns=per_method, captions=captions)
+        contact_sheet(faces, storage.join(out_dir, "contact_sheet.png"), columns=per_method, captions=captions)
 
 
 def _table(counts: dict[str, dict[str, int]], order: list[str]) -> list[str]:

@@ -12,7 +12,6 @@ Reals and fakes share everything after the method: the same downscale of the 128
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from factory import perturbations
 from factory.dataset_plan import REAL
+from factory import storage
 from factory.facedata import decode, load_faces
 from factory.identity import IdentityEncoder, embed_batched
 from factory.masks import encode_mask
@@ -181,9 +181,9 @@ class ShardWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         start = time.perf_counter()
-        write_shard(os.path.join(self.out_dir, prediction["shard"]), prediction["samples"])
+        write_shard(storage.join(self.out_dir, prediction["shard"]), prediction["samples"])
         name = prediction["shard"].replace("/", "__").replace(".tar", ".json")
-        atomic_write_json(os.path.join(self.out_dir, WORK, name), {**shard_summary(prediction), "rank": trainer.global_rank})
+        atomic_write_json(storage.join(self.out_dir, WORK, name), {**shard_summary(prediction), "rank": trainer.global_rank})
         self.write_seconds += time.perf_counter() - start
         self.samples_written += len(prediction["samples"])
 
@@ -220,20 +220,14 @@ class ShardData(pl.LightningDataModule):
 
 
 def read_summaries(out_dir: str) -> list[dict]:
-    work = os.path.join(out_dir, WORK)
-    if not os.path.isdir(work):
-        return []
-    out = []
-    for name in sorted(os.listdir(work)):
-        if name.endswith(".json"):
-            with open(os.path.join(work, name)) as f:
-                out.append(json.load(f))
-    return out
+    work = storage.join(out_dir, WORK)
+    return [json.loads(storage.read_bytes(storage.join(work, name))) for name in storage.listdir(work)
+            if name.endswith(".json")]
 
 
 def done_shards(out_dir: str) -> set[str]:
     """Shards whose tar and sidecar both exist (the sidecar is written after the rename)."""
-    return {s["shard"] for s in read_summaries(out_dir) if os.path.exists(os.path.join(out_dir, s["shard"]))}
+    return {s["shard"] for s in read_summaries(out_dir) if storage.exists(storage.join(out_dir, s["shard"]))}
 
 
 def run(cfg, progress: bool = True) -> dict:
@@ -260,8 +254,7 @@ def run(cfg, progress: bool = True) -> dict:
     hard = OmegaConf.to_container(cfg.get("hard", {}) or {}, resolve=True)
     difficulty = {}
     if hard.get("difficulty"):
-        with open(hard["difficulty"]) as f:
-            difficulty = json.load(f)["difficulty"]
+        difficulty = json.loads(storage.read_bytes(hard["difficulty"]))["difficulty"]
     faces, shards, dropped = {}, [], {}
     for split, n in cfg.samples.items():
         pool = load_faces(cfg.faces_dir, split)
@@ -282,11 +275,10 @@ def run(cfg, progress: bool = True) -> dict:
                    "methods": {k: {**OmegaConf.to_container(v, resolve=True), **m.provenance()}
                                for (k, v), m in zip(cfg.methods.items(), methods.values())},
                    "identity": OmegaConf.to_container(cfg.identity, resolve=True)}
-    os.makedirs(os.path.join(out_dir, WORK), exist_ok=True)
-    fp_path = os.path.join(out_dir, "_generate.json")
-    if os.path.exists(fp_path):
-        with open(fp_path) as f:
-            if json.load(f) != json.loads(json.dumps(fingerprint)):
+    storage.makedirs(storage.join(out_dir, WORK))
+    fp_path = storage.join(out_dir, "_generate.json")
+    if storage.exists(fp_path):
+        if json.loads(storage.read_bytes(fp_path)) != json.loads(json.dumps(fingerprint)):
                 raise RuntimeError(f"{out_dir} holds a dataset made with a different config or generator: "
                                    "set out_dir elsewhere or delete that folder")
     atomic_write_json(fp_path, fingerprint)
@@ -336,12 +328,11 @@ def run(cfg, progress: bool = True) -> dict:
     stats["run"] = {"wall_time_s": round(wall, 1), "predict_time_s": round(predict_s, 1), "shards_written": len(todo),
                     "shards_total": len(shards), "samples_written": made,
                     "faces_per_s": round(made / predict_s, 2) if made else 0.0, "write_share": share}
-    atomic_write_json(os.path.join(out_dir, "stats.json"), stats)
+    atomic_write_json(storage.join(out_dir, "stats.json"), stats)
     info = {"size": cfg.size, "jpeg_quality": cfg.jpeg_quality, "real_share": cfg.real_share,
             "pairing": pairing.name, "max_out_of_frame": cfg.max_out_of_frame, "perturb_share": perturb["share"],
             "seed": cfg.seed, "faces_dir": cfg.faces_dir}
-    with open(os.path.join(out_dir, "README.md"), "w") as f:
-        f.write(card(stats, info, stats["leakage_audit"]))
+    storage.write_bytes(storage.join(out_dir, "README.md"), card(stats, info, stats["leakage_audit"]).encode())
     contact(out_dir, audit_split, cfg.contact_faces)
     return stats
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from factory.face_mesh import shared_mesh, similarity_align
 from factory.masks import REGIONS, blend, mesh_mask
-from factory.mesh_warp import apply_2d, similarity_2d, triangulate, warp, with_border
+from factory.mesh_warp import similarity_2d, triangulate, warp, with_border
 from factory.methods import Method, Pair, colour_transfer
 
 # MediaPipe topology: what moves with expression, what stays with the skull, and the open mouth

@@ -1,15 +1,15 @@
 """Writing and indexing WebDataset shards: atomic per-shard files, timm-style `_info.json` index."""
 from __future__ import annotations
 
-import glob
 import io
 import json
-import os
 from typing import Iterable
 
 import numpy as np
 import webdataset as wds
 from PIL import Image
+
+from factory import storage
 
 FIXED_MTIME = 0.0  # reproducible tar bytes: same samples → same shard file
 
@@ -29,27 +29,21 @@ def dump_json(obj) -> bytes:
 def write_shard(path: str, samples: Iterable[dict]) -> int:
     """Write samples (dicts of `__key__` and bytes fields) to `path` atomically; return the count.
 
-    The tar is written under a temporary name and renamed when complete, so a killed run never
-    leaves a half shard that looks finished.
+    The tar is written under a temporary name and renamed (or uploaded in one piece) when complete,
+    so a killed run never leaves a half shard that looks finished. `path` may be a URL.
     """
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".part"
     n = 0
-    with open(tmp, "wb") as f:
+    with storage.atomic_open(path, "wb") as f:
         with wds.TarWriter(f, mtime=FIXED_MTIME, encoder=False) as writer:
             for sample in samples:
                 writer.write(sample)
                 n += 1
-    os.replace(tmp, path)
     return n
 
 
 def atomic_write_json(path: str, obj) -> None:
-    """Write JSON via a temporary file + rename."""
-    tmp = path + ".part"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    """Write JSON atomically (a path or an object-store URL)."""
+    storage.write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
 
 
 def write_index(root: str, name: str, shard_counts: dict[str, list[tuple[str, int]]], **extra) -> dict:
@@ -59,17 +53,16 @@ def write_index(root: str, name: str, shard_counts: dict[str, list[tuple[str, in
         shards = [(f, c) for f, c in shards if c > 0]
         info["splits"][split] = {"name": split, "num_samples": sum(c for _, c in shards),
                                  "filenames": [f for f, _ in shards], "shard_lengths": [c for _, c in shards]}
-    atomic_write_json(os.path.join(root, "_info.json"), info)
+    atomic_write_json(storage.join(root, "_info.json"), info)
     return info
 
 
 def read_index(root: str) -> dict:
     """The `_info.json` of a shard folder, with a clear error when it is missing."""
-    path = os.path.join(root, "_info.json")
-    if not os.path.exists(path):
+    path = storage.join(root, "_info.json")
+    if not storage.exists(path):
         raise FileNotFoundError(f"no shard index at {path}: run the stage that writes {root} first")
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(storage.read_bytes(path))
 
 
 def split_urls(root: str, split: str) -> list[str]:
@@ -77,7 +70,7 @@ def split_urls(root: str, split: str) -> list[str]:
     info = read_index(root)
     if split not in info["splits"]:
         raise KeyError(f"split {split!r} not in {root}/_info.json (has {sorted(info['splits'])})")
-    return [os.path.join(root, f) for f in info["splits"][split]["filenames"]]
+    return [storage.join(root, f) for f in info["splits"][split]["filenames"]]
 
 
 def iter_samples(root: str, split: str, decode: bool = True):
@@ -93,7 +86,7 @@ def iter_samples(root: str, split: str, decode: bool = True):
 
 def remove_partials(root: str) -> int:
     """Delete leftovers of a killed run (`*.part`); return how many."""
-    parts = glob.glob(os.path.join(root, "**", "*.part"), recursive=True)
+    parts = storage.find(root, ".part") if storage.exists(root) else []
     for p in parts:
-        os.remove(p)
+        storage.remove(p)
     return len(parts)
