@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 import factory  # noqa: F401
-from factory.paths import REPO_ROOT
+from factory.common.paths import REPO_ROOT
 
 ZOO = ("resnet10t", "resnet18", "efficientnet_b0", "xception41")
 

@@ -34,7 +34,7 @@ def swap_flops(checkpoint: str, size: int = 64) -> dict:
     """FLOPs per swapped face: identity encoder on the source, texture encoder, decoder."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from factory.swapper import load_swapper
+    from factory.swapper.networks import load_swapper
 
     sw = load_swapper(checkpoint)
     x = torch.rand(1, 3, size, size)
@@ -50,8 +50,8 @@ CHILD = """
 import json, resource, sys
 from hydra import compose, initialize_config_dir
 import pipelines
-from factory.generate import run
-from factory.paths import CONF_DIR
+from factory.dataset.generate import run
+from factory.common.paths import CONF_DIR
 with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
     cfg = compose("generate", overrides=sys.argv[1:])
 stats = run(cfg, progress=False)
@@ -71,7 +71,7 @@ def generate(out: str, n: int, extra: list[str]) -> dict:
 def main(n: int = 1000, extra: list[str] | None = None) -> None:
     from hydra import compose, initialize_config_dir
 
-    from factory.paths import CONF_DIR
+    from factory.common.paths import CONF_DIR
 
     extra = list(extra or [])
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 import factory  # noqa: F401
-from factory.facedata import decode, load_faces, to_tensor
-from factory.identity import DlibEncoder, SFaceEncoder, embed_batched
-from factory.paths import REPO_ROOT
-from factory.verification import make_pairs
+from factory.common.paths import REPO_ROOT
+from factory.identity.encoders import DlibEncoder, SFaceEncoder, embed_batched
+from factory.identity.verification import make_pairs
+from factory.ingest.facedata import decode, load_faces, to_tensor
 
 
 def faces_at(items: list[dict], size: int) -> torch.Tensor:

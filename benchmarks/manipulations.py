@@ -24,16 +24,17 @@ import numpy as np
 import torch
 
 import factory  # noqa: F401
-from factory.face_mesh import euler_degrees, shared_mesh, similarity_align
-from factory.facedata import decode, load_faces, to_tensor
-from factory.identity import DlibEncoder, SFaceEncoder, embed_batched
-from factory.masks import REGIONS
-from factory.mesh_methods import EXPRESSION, STABLE, Morph, Partial, Reenact
-from factory.methods import Pair
-from factory.generate import resize
-from factory.paths import REPO_ROOT
-from factory.swap_eval import identity_scores, jpeg_roundtrip, swap_pairs
-from factory.verification import make_pairs, pair_scores, best_threshold
+from factory.common.face_mesh import euler_degrees, shared_mesh, similarity_align
+from factory.common.images import resize
+from factory.common.masks import REGIONS
+from factory.common.paths import REPO_ROOT
+from factory.common.thresholds import best_threshold
+from factory.dataset.mesh_methods import EXPRESSION, STABLE, Morph, Partial, Reenact
+from factory.dataset.methods import Pair
+from factory.identity.encoders import DlibEncoder, SFaceEncoder, embed_batched
+from factory.identity.verification import make_pairs, pair_scores
+from factory.ingest.facedata import decode, load_faces, to_tensor
+from factory.swapper.evaluation import identity_scores, jpeg_roundtrip, swap_pairs
 
 SIZE = 64
 
@@ -43,7 +44,7 @@ def recognisers() -> dict:
     out = {"dlib": DlibEncoder(), "sface": SFaceEncoder()}
     ckpt = REPO_ROOT / "outputs" / "identity" / "arcface" / "checkpoints" / "best.ckpt"
     if ckpt.exists():
-        from factory.identity_module import load_trained_encoder
+        from factory.identity.training import load_trained_encoder
 
         out["trained"] = load_trained_encoder(str(ckpt))
     else:

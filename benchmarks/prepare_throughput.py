@@ -10,9 +10,9 @@ import tempfile
 import time
 
 import factory  # noqa: F401
-from factory.paths import REPO_ROOT
-from factory.prepare import AlignConfig, prepare
-from factory.sources import FolderSource
+from factory.common.paths import REPO_ROOT
+from factory.ingest.prepare import AlignConfig, prepare
+from factory.ingest.sources import FolderSource
 
 
 def main(n: int = 400) -> None:

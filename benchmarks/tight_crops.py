@@ -19,8 +19,8 @@ import numpy as np
 import factory  # noqa: F401
 from detector.adapters import load_scorer
 from detector.faces_in import FaceReader
-from factory.paths import REPO_ROOT
-from factory.shards import iter_samples
+from factory.common.paths import REPO_ROOT
+from factory.common.shards import iter_samples
 
 
 def tight_crop(face: np.ndarray, keep: float = 0.8, size: int = 224) -> np.ndarray:

@@ -20,8 +20,8 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
 
-from factory.facedata import to_tensor
-from factory.shards import split_urls
+from factory.common.shards import split_urls
+from factory.ingest.facedata import to_tensor
 
 
 class TightCropPad(A.ImageOnlyTransform):
@@ -112,8 +112,8 @@ class OnlineFakes:
 
     def __init__(self, share: float = 0.5, methods: tuple[str, ...] = ("self_blend", "warp_blend"), seed: int = 0,
                  size: int = 64):
-        from factory.faces import TEMPLATE
-        from factory.methods import SelfBlend, WarpBlend
+        from factory.dataset.methods import SelfBlend, WarpBlend
+        from factory.ingest.faces import TEMPLATE
 
         known = {"self_blend": SelfBlend(), "warp_blend": WarpBlend()}
         if not 0 <= share <= 1 or not methods or any(m not in known for m in methods):
@@ -124,7 +124,7 @@ class OnlineFakes:
     def __call__(self, stream):
         import zlib
 
-        from factory.methods import Pair
+        from factory.dataset.methods import Pair
 
         donors = []  # recent train reals: other people's faces for warp_blend
         for image, meta in stream:

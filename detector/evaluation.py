@@ -11,8 +11,8 @@ import numpy as np
 
 from detector.calibration import apply_temperature, fit_temperature
 from detector.metrics import binary_metrics, ece, reliability
-from factory.shards import iter_samples
-from factory.verification import best_threshold
+from factory.common.shards import iter_samples
+from factory.common.thresholds import best_threshold
 
 
 def load_shard_faces(root: str, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:

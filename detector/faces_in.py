@@ -8,18 +8,18 @@ from collections import Counter
 
 import numpy as np
 
-from factory.faces import FaceDetector, align, find_face
-from factory.images import Skip, load_rgb
-from factory.prepare import AlignConfig
+from factory.common.images import Skip, load_rgb
+from factory.ingest.faces import FaceDetector, align, find_face
+from factory.ingest.prepare import AlignConfig
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def canonical(crop: np.ndarray, size: int, jpeg_quality: int) -> np.ndarray:
     """Store-size crop → the dataset's size and encoding (the path every factory sample takes)."""
-    from factory.facedata import decode
-    from factory.generate import resize
-    from factory.shards import encode_jpeg
+    from factory.common.images import resize
+    from factory.common.shards import encode_jpeg
+    from factory.ingest.facedata import decode
 
     return decode(encode_jpeg(resize(crop, size), jpeg_quality))
 

@@ -38,7 +38,7 @@ class DetectorModule(pl.LightningModule):
         self.val_auc.reset()
 
     def configure_optimizers(self):
-        from factory.identity_module import warmup_cosine
+        from factory.common.training import warmup_cosine
 
         hp = self.hparams
         opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)

@@ -8,8 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 import pipelines  # noqa: F401
 from detector.adapters import load_scorer
 from detector.faces_in import FaceReader, list_images
-from factory.images import Skip
-from factory.paths import CONF_DIR
+from factory.common.images import Skip
+from factory.common.paths import CONF_DIR
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="detect")

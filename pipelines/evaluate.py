@@ -8,7 +8,7 @@ import pipelines  # noqa: F401
 from detector.adapters import load_scorer
 from detector.evaluation import evaluate, load_shard_faces, val_fit
 from detector.faces_in import FaceReader
-from factory.paths import CONF_DIR
+from factory.common.paths import CONF_DIR
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")

@@ -7,8 +7,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import pipelines  # noqa: F401
-from factory.identity_eval import evaluate_identity
-from factory.paths import CONF_DIR
+from factory.common.paths import CONF_DIR
+from factory.identity.evaluation import evaluate_identity
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate_identity")

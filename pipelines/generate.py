@@ -3,8 +3,8 @@ import hydra
 from omegaconf import DictConfig
 
 import pipelines  # noqa: F401
-from factory.generate import run, summary_text
-from factory.paths import CONF_DIR
+from factory.common.paths import CONF_DIR
+from factory.dataset.generate import run, summary_text
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="generate")

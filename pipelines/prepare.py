@@ -4,8 +4,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 import pipelines  # noqa: F401
-from factory.paths import CONF_DIR
-from factory.prepare import prepare, summary_text
+from factory.common.paths import CONF_DIR
+from factory.ingest.prepare import prepare, summary_text
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prepare")

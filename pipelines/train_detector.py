@@ -9,8 +9,8 @@ from pytorch_lightning.callbacks import EarlyStopping
 
 import pipelines  # noqa: F401
 from detector.adapters import export
-from factory.paths import CONF_DIR
-from factory.training import fit
+from factory.common.paths import CONF_DIR
+from factory.common.training import fit
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_detector")

@@ -8,11 +8,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import pipelines  # noqa: F401
-from factory.paths import CONF_DIR
-from factory.shipped import ship_swapper
-from factory.swap_eval import evaluate_swapper, summary_table
-from factory.swapper_module import SwapperModule
-from factory.training import fit
+from factory.common.paths import CONF_DIR
+from factory.common.training import fit
+from factory.dataset.methods import warp_blend_faces
+from factory.swapper.evaluation import evaluate_swapper, summary_table
+from factory.swapper.shipped import ship_swapper
+from factory.swapper.training import SwapperModule
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_generator")
@@ -40,7 +41,7 @@ def main(cfg: DictConfig) -> dict:
             judges[swapper.identity.name] = swapper.identity
         report = evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
                                   cfg.eval.jpeg_quality, trained_against=swapper.identity.name,
-                                  mask=cfg.data.get("mask", "mesh"))
+                                  mask=cfg.data.get("mask", "mesh"), baselines={"warp_blend": warp_blend_faces})
     print(summary_table(report))
     if cfg.ship_dir:  # the measured checkpoint becomes the repository's shipped swapper
         data = {"faces_dir": os.path.relpath(cfg.paths.faces_dir, cfg.paths.output_dir), "sources": cfg.data.sources,

@@ -4,8 +4,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import pipelines  # noqa: F401
-from factory.paths import CONF_DIR
-from factory.training import fit
+from factory.common.paths import CONF_DIR
+from factory.common.training import fit
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_identity")

@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import factory  # noqa: E402,F401  (config resolvers)
-from factory.paths import REPO_ROOT  # noqa: E402
+from factory.common.paths import REPO_ROOT  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("SWAP_FACTORY_DATA", REPO_ROOT.parent / "shared" / "data"))
 
@@ -56,8 +56,8 @@ def make_bad_files(folder: Path, good_photo: Path) -> dict[str, str]:
 def small_faces(tmp_path_factory, data_dir) -> dict:
     """A prepared face store from 12 CelebA identities × 6 wild photos + 12 aligned crops + 12 UTKFace
     faces + a folder of bad files (one run per session, reused by later stages' tests)."""
-    from factory.prepare import AlignConfig, prepare
-    from factory.sources import FolderSource
+    from factory.ingest.prepare import AlignConfig, prepare
+    from factory.ingest.sources import FolderSource
 
     root = tmp_path_factory.mktemp("small")
     wild = root / "wild"
@@ -88,12 +88,12 @@ def tiny_swapper_ckpt(tmp_path_factory, small_faces) -> str:
     import pytorch_lightning as pl
     import torch
 
-    from factory.facedata import load_faces
-    from factory.swapper_module import SwapperModule
+    from factory.ingest.facedata import load_faces
+    from factory.swapper.training import SwapperModule
 
     pl.seed_everything(0)
     batch = swap_batch(load_faces(str(small_faces["dir"]), "train")[:16])
-    module = SwapperModule({"_target_": "factory.identity.TimmEncoder", "input_size": 64}, size=64, width=8,
+    module = SwapperModule({"_target_": "factory.identity.encoders.TimmEncoder", "input_size": 64}, size=64, width=8,
                            disc_width=8)
     trainer = pl.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
@@ -110,7 +110,7 @@ def generate_cfg(faces_dir, out_dir, ckpt, *extra):
     """The generate config at test scale: tiny swapper, the default (dlib) identity scorer, few samples."""
     from hydra import compose, initialize_config_dir
 
-    from factory.paths import CONF_DIR
+    from factory.common.paths import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("generate", overrides=[
@@ -123,7 +123,7 @@ def generate_cfg(faces_dir, out_dir, ckpt, *extra):
 @pytest.fixture(scope="session")
 def small_dataset(small_faces, tiny_swapper_ckpt, tmp_path_factory) -> dict:
     """A factory dataset made from the small face store (all methods, perturbations on half)."""
-    from factory.generate import run
+    from factory.dataset.generate import run
 
     out = tmp_path_factory.mktemp("gen") / "a"
     stats = run(generate_cfg(small_faces["dir"], out, tiny_swapper_ckpt), progress=False)
@@ -135,8 +135,8 @@ def swap_batch(items: list[dict]):
     import numpy as np
     import torch
 
-    from factory.facedata import decode, to_tensor
-    from factory.masks import face_mask
+    from factory.common.masks import face_mask
+    from factory.ingest.facedata import decode, to_tensor
 
     x = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
     masks = torch.stack([torch.from_numpy(face_mask(np.asarray(it["meta"]["landmarks"]), x.shape[-1]))[None]

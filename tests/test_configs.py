@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from factory.paths import CONF_DIR
+from factory.common.paths import CONF_DIR
 
 PRIMARY = sorted(p.stem for p in Path(CONF_DIR).glob("*.yaml"))
 GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name != "hydra")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from factory.paths import CONF_DIR
+from factory.common.paths import CONF_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def test_folder_mode_on_real_faces_counts_bad_files(trained, data_dir, small_fac
     (root / "fake").mkdir()
     for f in small_faces["wild_files"][:4]:
         shutil.copy(data_dir / "celeba-wild" / "images" / f, root / "real" / f)
-    from factory.shards import iter_samples
+    from factory.common.shards import iter_samples
 
     for k, s in enumerate(iter_samples(str(trained["data"]["dir"]), "test")):
         if s["json"]["label"] == 1 and k < 30:

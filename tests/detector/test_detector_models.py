@@ -6,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from factory.paths import CONF_DIR
+from factory.common.paths import CONF_DIR
 
 VARIANTS = sorted(p.stem for p in (Path(CONF_DIR) / "detector_model").glob("*.yaml"))
 

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 
 from detector.faces_in import FaceReader
-from factory.facedata import decode, load_faces
+from factory.ingest.facedata import decode, load_faces
 
 
 def tight_crop(face: np.ndarray, keep: float = 0.8, size: int = 224) -> np.ndarray:

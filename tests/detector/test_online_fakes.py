@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from detector.data import OnlineFakes, shard_dataset
-from factory.shards import iter_samples
+from factory.common.shards import iter_samples
 
 
 def _stream(root, seed, share=1.0):

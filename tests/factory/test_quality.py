@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from factory.paths import REPO_ROOT
+from factory.common.paths import REPO_ROOT
 
 FACES = os.environ.get("SWAP_FACTORY_FACES", str(REPO_ROOT / "outputs" / "faces"))
 pytestmark = pytest.mark.quality
@@ -11,8 +11,8 @@ pytestmark = pytest.mark.quality
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(FACES, "_info.json")), reason="run pipelines.prepare first")
 def test_dlib_port_on_full_held_out_test_split(tmp_path):
-    from factory.identity import DlibEncoder
-    from factory.identity_eval import evaluate_identity
+    from factory.identity.encoders import DlibEncoder
+    from factory.identity.evaluation import evaluate_identity
 
     report = evaluate_identity(DlibEncoder(), FACES, str(tmp_path))
     assert report["test_identities"] >= 200

@@ -1,0 +1,15 @@
+"""Repository-relative paths and the OmegaConf resolvers the configs use."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = REPO_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    """Register `${repo_root:}` so configs name paths relative to the checkout, never absolute."""
+    if not OmegaConf.has_resolver("repo_root"):
+        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))

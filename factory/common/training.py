@@ -1,0 +1,68 @@
+"""One way to run Lightning training for every stage: checkpoints, resume, CSV logs, progress bar."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
+from pytorch_lightning.loggers import CSVLogger
+
+
+def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_cfg: DictConfig | dict, out_dir: str,
+        monitor: str, mode: str = "max", seed: int = 0, callbacks: list | None = None,
+        init_from: str | None = None) -> dict[str, Any]:
+    """Train with checkpoints in `<out_dir>/checkpoints` (best by `monitor`, and last); a rerun resumes
+    from `last.ckpt`, and a finished run (`done.json`) is reused without training. The best checkpoint
+    is copied to `best.ckpt` so later stages name one fixed file. `init_from` (shipped weights, read by
+    the module's `load_shipped`) seeds a run that has no `last.ckpt` yet."""
+    pl.seed_everything(seed, workers=True)
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    done = os.path.join(ckpt_dir, "done.json")
+    trainer_desc = OmegaConf.to_container(trainer_cfg, resolve=True) if isinstance(trainer_cfg, DictConfig) else trainer_cfg
+    config = json.dumps({"trainer": trainer_desc,
+                         "module": dict(module.hparams), "data": dict(getattr(datamodule, "hparams", {})),
+                         "monitor": monitor, "seed": seed, **({"init_from": init_from} if init_from else {})},
+                        sort_keys=True, default=str)
+    fingerprint = hashlib.sha256(config.encode()).hexdigest()
+    if os.path.exists(done):  # the same run finished before: reuse it (a changed config resumes instead)
+        with open(done) as f:
+            previous = json.load(f)
+        if previous.get("config_sha256") == fingerprint:
+            print(f"{out_dir}: training with this config already finished, reusing {ckpt_dir}/best.ckpt")
+            return previous
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", monitor=monitor, mode=mode,
+                           save_last=True, auto_insert_metric_name=False)
+    trainer: pl.Trainer = instantiate(trainer_cfg, callbacks=[best, LearningRateMonitor("epoch"), *(callbacks or [])],
+                                      logger=CSVLogger(out_dir, name="logs", version=0), default_root_dir=out_dir)
+    last = os.path.join(ckpt_dir, "last.ckpt")
+    if init_from and not os.path.exists(last):
+        module.load_shipped(init_from)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if os.path.exists(last) else None)
+    best_path = best.best_model_path or last
+    if trainer.is_global_zero and best_path and os.path.exists(best_path):
+        shutil.copyfile(best_path, os.path.join(ckpt_dir, "best.ckpt"))
+    score = best.best_model_score
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # counts across resumes
+    result = {"best_checkpoint": os.path.join(ckpt_dir, "best.ckpt"),
+              "best_score": float(score) if score is not None else None,
+              "epochs": trainer.current_epoch, "steps": trainer.global_step, "config_sha256": fingerprint,
+              "train_seconds": round(timer.time_elapsed("train"), 1) if timer else None}
+    if trainer.is_global_zero and not trainer.interrupted:
+        with open(done, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.01) -> float:
+    """LR factor: linear warm-up over `warmup` steps, then cosine decay to `floor`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))

@@ -1,0 +1,169 @@
+"""Manipulations on the dense face mesh (MediaPipe, 468 points): a morphing attack, expression
+reenactment and a local (partial) edit. Each returns (fake, mask, info) with what it did in `info`
+(the sample's metadata keeps it under `manipulation`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from factory.common.face_mesh import shared_mesh, similarity_align
+from factory.common.masks import REGIONS, blend, mesh_mask
+from factory.dataset.mesh_warp import similarity_2d, triangulate, warp, with_border
+from factory.dataset.methods import Method, Pair, colour_transfer
+
+# MediaPipe topology: what moves with expression, what stays with the skull, and the open mouth
+EXPRESSION = sorted({i for r in ("eyes", "brows", "mouth") for part in REGIONS[r] for i in part}
+                    | {78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191})
+INNER_LIPS = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+STABLE = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
+          149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109, 168, 6, 197, 195, 5, 4, 1)
+
+
+def meshes(pair: Pair, dims: int = 2) -> tuple[np.ndarray, np.ndarray, float]:
+    """Meshes (468 x `dims`, pixels) of the pair's target and source crops and the lower face-presence score."""
+    (mt, st), (ms, ss) = shared_mesh()(pair.target), shared_mesh()(pair.source)
+    return mt[:, :dims].astype(np.float64), ms[:, :dims].astype(np.float64), float(min(st, ss))
+
+
+def iod(mesh: np.ndarray) -> float:
+    """Inter-ocular distance (outer eye corners) in pixels."""
+    return max(float(np.linalg.norm(mesh[33] - mesh[263])), 1.0)
+
+
+class Morph(Method):
+    """Face-morphing attack (as NIST FRVT MORPH): both faces warped to their α-weighted mean mesh
+    (piecewise-affine over Delaunay triangles), cross-dissolved with weight α on the source, and spliced
+    into the target's frame warped to the same mesh. α is drawn per sample from `alpha`."""
+
+    name = "morph"
+
+    def __init__(self, alpha: tuple[float, float] = (0.3, 0.7), grow: float = 1.05):
+        super().__init__()
+        self.alpha, self.grow = tuple(alpha), grow
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+        result = []
+        for p in pairs:
+            size, a = p.target.shape[0], float(p.rng.uniform(*self.alpha))
+            mt, ms, score = meshes(p)
+            t, s = with_border(mt, size), with_border(ms, size)
+            mean = (1 - a) * t + a * s
+            tris = triangulate(mean)
+            wt, ws = warp(p.target, t, mean, tris), warp(p.source, s, mean, tris)
+            morph = np.clip((1 - a) * wt.astype(np.float32) + a * ws.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+            face = mesh_mask(mean[:468], size, "face", self.grow)
+            fake = blend(morph, wt, face)
+            changed = np.maximum(face, mesh_mask(mt, size, "face", self.grow * 1.1))
+            result.append((fake, changed, {"alpha": round(a, 4), "mesh_score": round(score, 4)}))
+        return result
+
+
+class Reenact(Method):
+    """Expression transfer in the spirit of Face2Face: the target keeps its identity and pose, its eyes,
+    brows and mouth move to the source's expression (source mesh brought into the target's head pose on
+    the skull's points, displacements spread smoothly to nearby points, piecewise-affine warp), and an opened mouth
+    takes the source's mouth interior (inner lips more than `open_mouth` inter-ocular distances apart)."""
+
+    name = "reenact"
+
+    def __init__(self, spread: float = 0.15, grow: float = 1.4, feather: float = 0.08, open_mouth: float = 0.05):
+        super().__init__()
+        self.spread, self.grow, self.feather, self.open_mouth = spread, grow, feather, open_mouth
+
+    def expression_mesh(self, mt: np.ndarray, ms: np.ndarray) -> np.ndarray:
+        """The target's 2-D mesh with the source's expression points, the source's 3-D mesh first brought
+        into the target's head pose (3-D similarity on the skull's points, so yaw and pitch are not
+        carried over); others follow with a Gaussian fall-off of `spread` inter-ocular distances."""
+        rot, scale, shift = similarity_align(ms[list(STABLE)], mt[list(STABLE)])
+        aligned = (scale * ms @ rot.T + shift)[:, :2]
+        mt = mt[:, :2]
+        moved = np.zeros(len(mt), bool)
+        moved[EXPRESSION] = True
+        disp = np.zeros_like(mt)
+        disp[moved] = aligned[moved] - mt[moved]
+        d2 = ((mt[~moved, None, :] - mt[None, moved, :]) ** 2).sum(-1)
+        w = np.exp(-d2 / (2 * (self.spread * iod(mt)) ** 2))
+        disp[~moved] = (w @ disp[moved]) / np.maximum(w.sum(1, keepdims=True), 1e-6) * np.clip(w.max(1), 0, 1)[:, None]
+        return mt + disp
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+        result = []
+        for p in pairs:
+            size = p.target.shape[0]
+            mt, ms, score = meshes(p, dims=3)
+            new = self.expression_mesh(mt, ms)
+            mt, ms = mt[:, :2], ms[:, :2]
+            t, n = with_border(mt, size), with_border(new, size)
+            tris = triangulate(n)
+            moved = warp(p.target, t, n, tris)
+            inside = warp(p.source, with_border(ms, size), n, tris)  # the source's mouth interior, on the new mesh
+            mouth = np.zeros((size, size), np.float32)
+            if np.linalg.norm(new[13] - new[14]) > self.open_mouth * iod(new):  # inner lips apart: paste the interior
+                import cv2
+
+                hull = cv2.convexHull(np.round(new[list(INNER_LIPS)] * 16).astype(np.int32))
+                hard = np.zeros((size, size), np.uint8)
+                cv2.fillConvexPoly(hard, hull, 255, cv2.LINE_AA, 4)
+                mouth = cv2.GaussianBlur(hard.astype(np.float32) / 255, (0, 0), 0.6)
+            fake = blend(inside, moved, mouth)
+            region = np.zeros((size, size), np.float32)
+            for r in ("eyes", "brows", "mouth"):
+                for mesh in (mt, new):
+                    region = np.maximum(region, mesh_mask(mesh, size, r, self.grow, self.feather))
+            result.append((blend(fake, p.target, region), region,
+                           {"moved_px": round(float(np.abs(new - mt).max()), 2), "mesh_score": round(score, 4)}))
+        return result
+
+
+class Partial(Method):
+    """A local edit: one region (eyes, nose, mouth or brows, drawn per sample) replaced — from the source
+    (similarity-aligned on the region's mesh points, colour-matched) or from the learned swapper's output
+    for the pair — blended with the region's feathered mask. Region and donor go in the metadata."""
+
+    name = "partial"
+
+    def __init__(self, regions: tuple[str, ...] = ("eyes", "nose", "mouth", "brows"),
+                 donors: tuple[str, ...] = ("source",), grow: float = 1.5, feather: float = 0.06,
+                 checkpoint: str | None = None, fallback: str | None = None):
+        super().__init__()
+        unknown = [r for r in regions if r not in REGIONS or r == "face"]
+        if unknown or not regions:
+            raise ValueError(f"partial: regions must be among eyes, nose, mouth, brows (got {list(regions)})")
+        if any(d not in ("source", "swap") for d in donors) or not donors:
+            raise ValueError(f"partial: donors are 'source' and/or 'swap' (got {list(donors)})")
+        self.regions, self.donors, self.grow, self.feather = tuple(regions), tuple(donors), grow, feather
+        self.swap = None
+        if "swap" in self.donors:
+            from factory.dataset.methods import Swap
+
+            self.swap = Swap(checkpoint or "", fallback=fallback)
+
+    def provenance(self) -> dict:
+        return self.swap.provenance() if self.swap is not None else super().provenance()
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+        import cv2
+
+        draws = [(self.regions[p.rng.integers(len(self.regions))], self.donors[p.rng.integers(len(self.donors))])
+                 for p in pairs]
+        swapped = {}
+        if self.swap is not None:
+            idx = [i for i, (_, d) in enumerate(draws) if d == "swap"]
+            for i, face in zip(idx, self.swap.decode([pairs[i] for i in idx])):
+                swapped[i] = face
+        result = []
+        for i, (p, (region, donor)) in enumerate(zip(pairs, draws)):
+            size = p.target.shape[0]
+            mt, ms, score = meshes(p)
+            mask = mesh_mask(mt, size, region, self.grow, self.feather)
+            if donor == "swap":
+                part = swapped[i]
+            else:
+                points = [k for part in REGIONS[region] for k in part]
+                matrix = similarity_2d(ms[points], mt[points])
+                part = cv2.warpAffine(p.source, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_REFLECT_101)
+                part = colour_transfer(part, p.target, mask)
+            result.append((blend(part, p.target, mask), mask,
+                           {"region": region, "donor": donor, "mesh_score": round(score, 4)}))
+        return result

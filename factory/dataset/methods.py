@@ -1,0 +1,180 @@
+"""Manipulation methods: each turns (target crop, source crop) pairs into fakes with the mask it replaced.
+
+A method is an `nn.Module` (so Lightning moves learned ones to the device) built from its config in
+`conf/method/`; adding a method is a class plus a YAML file, the pipeline does not change.
+All work on aligned crops at the dataset's output size; the result is blended into the target crop
+with a soft face mask (`factory.common.masks`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+
+from factory.common.masks import blend, blend_into_targets, face_mask
+
+
+@dataclass
+class Pair:
+    """One fake to make: texture/attributes from `target`, identity from `source` (uint8 HxWx3 at the
+    output size, landmarks 5x2 in its pixels), and the sample's own random generator."""
+
+    target: np.ndarray
+    source: np.ndarray
+    target_lm: np.ndarray
+    source_lm: np.ndarray
+    rng: np.random.Generator
+
+
+class Method(nn.Module):
+    """Base class: `forward(pairs) -> [(fake uint8 HxWx3, mask float HxW)]`, or `(fake, mask, info)` with
+    a dict of what was done to that sample (kept in its metadata as `manipulation`)."""
+
+    name = "method"
+    uses_source = True  # False: the fake is made from the target alone (source = target)
+
+    def provenance(self) -> dict:
+        """What made the fakes (checkpoint file and sha256 for learned methods)."""
+        return {"checkpoint": "", "sha256": ""}
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+        raise NotImplementedError
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Swap(Method):
+    """The learned swapper (claims 1-2): decoder of [texture(target) ‖ identity(source)], blended with
+    the target's face mask. `checkpoint` is a Lightning checkpoint of `train_generator` or shipped
+    weights (`weights/swapper.pt`); when it does not exist, `fallback` (the shipped weights) is used, so a
+    fresh clone makes datasets without training."""
+
+    name = "swap"
+
+    def __init__(self, checkpoint: str, batch_size: int = 64, fallback: str | None = None, mask: str = "mesh"):
+        super().__init__()
+        from factory.swapper.networks import load_swapper
+
+        if not os.path.exists(checkpoint) and fallback and os.path.exists(fallback):
+            print(f"swap: {checkpoint} not found, using the shipped swapper {fallback}")
+            checkpoint = fallback
+        self.checkpoint, self.batch_size, self.mask = checkpoint, batch_size, mask
+        self.swapper = load_swapper(checkpoint).eval()
+        self.sha256 = sha256_file(checkpoint)
+
+    def provenance(self) -> dict:
+        return {"checkpoint": self.checkpoint, "sha256": self.sha256}
+
+    @torch.inference_mode()
+    def decode(self, pairs: list[Pair]) -> list[np.ndarray]:
+        """The decoder's faces (uint8, the target's size) for the pairs, before blending."""
+        if not pairs:
+            return []
+        device = next(self.swapper.texture.parameters()).device
+
+        def stack(images):
+            return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float().div_(255)
+
+        size = pairs[0].target.shape[0]
+        out = self.swapper.swap(stack([p.target for p in pairs]), stack([p.source for p in pairs]), self.batch_size)
+        if out.shape[-1] != size:
+            out = torch.nn.functional.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
+        return list((out.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return blend_into_targets(self.decode(pairs), [p.target for p in pairs], [p.target_lm for p in pairs], self.mask)
+
+
+def colour_transfer(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Reinhard colour transfer in Lab: match src's masked mean/std to dst's."""
+    s = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
+    d = cv2.cvtColor(dst, cv2.COLOR_RGB2LAB).astype(np.float32)
+    m = mask > 0.5
+    if m.sum() < 4:
+        return src
+    s_mu, s_sd = s[m].mean(0), s[m].std(0) + 1e-3
+    d_mu, d_sd = d[m].mean(0), d[m].std(0) + 1e-3
+    out = (s - s_mu) / s_sd * d_sd + d_mu
+    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+class WarpBlend(Method):
+    """Classic graphics swap (FaceForensics++'s FaceSwap family): warp the source face onto the target's
+    landmarks, transfer the target's colour, Poisson-blend (seamless clone) and feather with the mask."""
+
+    name = "warp_blend"
+
+    def __init__(self, seamless: bool = True):
+        super().__init__()
+        self.seamless = seamless
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+        result = []
+        for p in pairs:
+            size = p.target.shape[0]
+            matrix, _ = cv2.estimateAffinePartial2D(p.source_lm.astype(np.float32), p.target_lm.astype(np.float32))
+            if matrix is None:
+                matrix = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+            warped = cv2.warpAffine(p.source, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT_101)
+            mask = face_mask(p.target_lm, size)
+            warped = colour_transfer(warped, p.target, mask)
+            if self.seamless:
+                hard = (mask > 0.05).astype(np.uint8) * 255
+                ys, xs = np.nonzero(hard)
+                if len(xs) and xs.min() > 0 and ys.min() > 0 and xs.max() < size - 1 and ys.max() < size - 1:
+                    centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+                    warped = cv2.seamlessClone(warped, p.target, hard, centre, cv2.NORMAL_CLONE)
+            result.append((blend(warped, p.target, mask), mask))
+        return result
+
+
+class SelfBlend(Method):
+    """Self-blended images (SBI, Shiohara & Yamasaki 2022): a face blended with a colour- and
+    geometry-jittered copy of itself under a randomly deformed mask — blending artefacts without
+    any identity change."""
+
+    name = "self_blend"
+    uses_source = False
+
+    def __init__(self, max_shift: float = 0.03, max_scale: float = 0.05, colour: float = 0.1):
+        super().__init__()
+        self.max_shift, self.max_scale, self.colour = max_shift, max_scale, colour
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
+        result = []
+        for p in pairs:
+            rng, size = p.rng, p.target.shape[0]
+            img = p.target.astype(np.float32)
+            gain = 1 + rng.uniform(-self.colour, self.colour, 3)
+            bias = rng.uniform(-self.colour, self.colour, 3) * 255 * 0.5
+            jitter = np.clip(img * gain + bias, 0, 255).astype(np.uint8)
+            s = 1 + rng.uniform(-self.max_scale, self.max_scale)
+            t = rng.uniform(-self.max_shift, self.max_shift, 2) * size
+            matrix = cv2.getRotationMatrix2D((size / 2, size / 2), 0.0, s)
+            matrix[:, 2] += t
+            jitter = cv2.warpAffine(jitter, matrix, (size, size), borderMode=cv2.BORDER_REFLECT_101)
+            if rng.random() < 0.5:
+                jitter = cv2.GaussianBlur(jitter, (0, 0), rng.uniform(0.3, 1.0))
+            mask = face_mask(p.target_lm, size, scale=tuple(rng.uniform(0.8, 1.1, 2)),
+                             feather=rng.uniform(0.05, 0.3), shift=tuple(rng.uniform(-0.1, 0.1, 2)))
+            result.append((blend(jitter, p.target, mask), mask))
+        return result
+
+
+def warp_blend_faces(targets, sources, target_lms, source_lms) -> np.ndarray:
+    """The graphics swap on aligned faces (a baseline for the learned swapper's evaluation)."""
+    pairs = [Pair(t, s, tl, sl, np.random.default_rng(i)) for i, (t, s, tl, sl) in
+             enumerate(zip(targets, sources, target_lms, source_lms))]
+    return np.stack([fake for fake, _ in WarpBlend()(pairs)])

@@ -1,0 +1,171 @@
+"""Lightning training of the swapper (claim 2 + cross-identity terms), manual GAN optimisation.
+
+Per step, with E the frozen recogniser (its centred vector and maps: `identity_features`), T the texture
+encoder, G the decoder, D the consistency discriminator, x a face, m its soft face mask, v another view
+of the same person (another photo, else an augmented copy) and b = faces of other people in the batch:
+- reconstruction  x̂ = G(T(x) ‖ E(v))          — claim 2's loop, L1 to x. The identity comes from the
+                                                   *other* view, so the decoder must take pose, expression
+                                                   and light from the texture and the person from E
+- swap            s = G(T(x) ‖ E(b)), shipped as m·s + (1−m)·x (the factory's blend)
+                  identity loss 1 − cos(E_c(aug(blend)), E_c(b)) on randomly transformed copies (kornia:
+                  scale, shift, rotation, blur, colour, noise) with centred descriptors E_c, so no pixel
+                  pattern satisfies the recogniser without a face; attribute loss ‖T(s) − T(x)‖²
+- feature match   L1 between D's layer activations of x̂ and of x (SimSwap's weak feature matching):
+                  detail where plain L1 blurs
+- discriminator   real: (x, E(v)); fake: (x̂, E(v)), (blend, E(b)) and the mismatched real (x, E(b)),
+                  hinge loss; T and G are updated from D's judgement of x̂ and the blend.
+The real pair uses *another view* so D cannot win by spotting identical halves (DESIGN pitfall).
+"""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, load_shipped
+
+
+def save_grid(rows: list[torch.Tensor], path: str) -> None:
+    """Save equal-length batches of faces as grid rows (one PNG)."""
+    import os
+
+    from torchvision.utils import save_image
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    save_image(torch.cat([r.detach().float().cpu().clamp(0, 1) for r in rows]), path, nrow=len(rows[0]), padding=1)
+
+
+def hinge_d(real: list[torch.Tensor], fakes: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Hinge loss of a multi-scale discriminator: real logits above +1, fake logits below -1."""
+    loss = sum(F.relu(1 - r).mean() for r in real) / len(real)
+    for fake in fakes:
+        loss = loss + sum(F.relu(1 + f).mean() for f in fake) / len(fake) / len(fakes)
+    return loss
+
+
+def identity_augment(strength: float = 1.0):
+    """Differentiable random transforms for the identity loss (kornia): what survives them is a face,
+    not a pixel pattern tuned to one recogniser."""
+    import kornia.augmentation as K
+
+    return K.AugmentationSequential(
+        K.RandomAffine(degrees=8 * strength, translate=(0.05 * strength, 0.05 * strength),
+                       scale=(1 - 0.08 * strength, 1 + 0.08 * strength), padding_mode="border", p=0.9),
+        K.ColorJitter(0.2 * strength, 0.2 * strength, 0.2 * strength, 0.02 * strength, p=0.8),
+        K.RandomGaussianBlur((5, 5), (0.1, 1.2 * strength), p=0.5),
+        K.RandomGaussianNoise(std=0.03 * strength, p=0.5),
+    )
+
+
+def identity_loss(swapper: FaceSwapper, shipped: torch.Tensor, source_vec: torch.Tensor, augment=None,
+                  copies: int = 1) -> torch.Tensor:
+    """1 − centred cosine between the recogniser's view of (transformed copies of) the shipped swap and
+    the source's centred descriptor; differentiable w.r.t. the swap, seeded by torch's generator."""
+    losses = []
+    for _ in range(copies):
+        view = augment(shipped).clamp(0, 1) if augment is not None else shipped
+        losses.append(1 - F.cosine_similarity(swapper.centred(swapper.identity(view)), source_vec).mean())
+    return sum(losses) / len(losses)
+
+
+class SwapperModule(pl.LightningModule):
+    """Texture encoder + decoder (generator) and consistency discriminator with a frozen identity encoder."""
+
+    def __init__(self, identity: dict, size: int = 64, width: int = 32, levels: int = 3, blocks: int = 2,
+                 id_maps: bool = True, disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4,
+                 betas: tuple = (0.0, 0.99), w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0,
+                 w_attr: float = 10.0, w_fm: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0, calibration_faces: int = 1024,
+                 grid_faces: int = 8):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.swapper = FaceSwapper(instantiate(identity), size, width, levels, blocks, id_maps)
+        self.disc = ConsistencyDiscriminator(self.swapper.identity.embedding_dim, disc_width)
+        self.augment = identity_augment(augment_strength)
+
+    def load_shipped(self, path: str) -> None:
+        """Start from shipped weights (texture encoder, decoder, centring); the discriminator starts fresh."""
+        shipped = load_shipped(path)
+        self.swapper.load_state_dict(shipped.shipped_state(), strict=False)
+
+    def on_fit_start(self) -> None:
+        """Centre the identity features on training faces once (a resumed run keeps its saved centring);
+        without a face datamodule the first training batch is used."""
+        dataset = getattr(getattr(self.trainer, "datamodule", None), "train_set", None)
+        if bool(self.swapper.calibrated) or not hasattr(dataset, "face"):
+            return
+        n = min(self.hparams.calibration_faces, len(dataset))
+        self.swapper.calibrate(torch.stack([dataset.face(i) for i in range(n)]).to(self.device))
+
+    def training_step(self, batch, _):
+        hp = self.hparams
+        opt_g, opt_d = self.optimizers()
+        sw = self.swapper
+        x, view, mask = sw.resize(batch[0]), sw.resize(batch[1]), sw.resize(batch[2])
+        if not bool(sw.calibrated):
+            sw.calibrate(x)
+        with torch.no_grad():
+            id_x, id_view = sw.identity_features(x), sw.identity_features(view)
+        perm = torch.roll(torch.arange(len(x), device=x.device), 1)
+        id_b = (id_x[0][perm], [m[perm] for m in id_x[1]])
+
+        texture = sw.texture(x)
+        rec = sw.decoder(texture, *id_view)
+        swap = sw.decoder(texture, *id_b)
+        shipped = mask * swap + (1 - mask) * x
+
+        # discriminator
+        opt_d.zero_grad(set_to_none=True)
+        d_real = self.disc(x, id_view[0])
+        d_loss = hinge_d(d_real, [self.disc(rec.detach(), id_view[0]), self.disc(shipped.detach(), id_b[0]),
+                                  self.disc(x, id_b[0])])
+        self.manual_backward(d_loss)
+        opt_d.step()
+
+        # generator: texture encoder + decoder
+        opt_g.zero_grad(set_to_none=True)
+        d_rec, f_rec = self.disc(rec, id_view[0], features=True)
+        adv = -(sum(o.mean() for o in d_rec) + sum(o.mean() for o in self.disc(shipped, id_b[0]))) / 2
+        rec_loss = F.l1_loss(rec, x)
+        fm = rec_loss.new_zeros(())
+        if hp.w_fm > 0:  # feature matching: the reconstruction's discriminator features match the face's
+            with torch.no_grad():
+                f_real = self.disc(x, id_view[0], features=True)[1]
+            fm = sum(F.l1_loss(a, b) for a, b in zip(f_rec, f_real)) / len(f_rec)
+        id_loss = identity_loss(sw, shipped, id_b[0], self.augment, hp.id_copies)
+        attr = sum(F.mse_loss(a, b.detach()) for a, b in zip(sw.texture(swap), texture)) / len(texture)
+        g_loss = hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr + hp.w_fm * fm
+        self.manual_backward(g_loss)
+        opt_g.step()
+
+        self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.stack([r.mean() for r in d_real]).mean(),
+                       "train/g_adv": adv, "train/rec_l1": rec_loss, "train/id_loss": id_loss, "train/attr": attr,
+                       "train/fm": fm},
+                      prog_bar=True)
+        return g_loss
+
+    def validation_step(self, batch, batch_idx):
+        """Held-out faces: reconstruction error and identity similarity of shipped swaps (centred, by the
+        training encoder — the independent judge is the evaluation's); the first batch's first faces are
+        saved as a sample grid (rows: texture | identity | swap | reconstruction)."""
+        sw = self.swapper
+        x, mask = sw.resize(batch[0]), sw.resize(batch[2])
+        ident_faces = torch.roll(x, 1, 0)
+        id_x, id_b = sw.identity_features(x), sw.identity_features(ident_faces)
+        rec, swap = sw(x, id_x), sw(x, id_b)
+        shipped = mask * swap + (1 - mask) * x
+        e_swap = sw.centred(sw.identity(shipped))
+        self.log("val/rec_l1", F.l1_loss(rec, x), prog_bar=True)
+        self.log("val/id_cos", F.cosine_similarity(e_swap, id_b[0]).mean(), prog_bar=True)
+        self.log("val/id_cos_target", F.cosine_similarity(e_swap, id_x[0]).mean())
+        if batch_idx == 0 and self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
+            n = self.hparams.grid_faces
+            save_grid([x[:n], ident_faces[:n], shipped[:n], rec[:n]],
+                      f"{self.trainer.log_dir}/samples/step{self.global_step:06d}.png")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        gen = list(self.swapper.texture.parameters()) + list(self.swapper.decoder.parameters())
+        return (torch.optim.Adam(gen, lr=hp.lr_g, betas=tuple(hp.betas)),
+                torch.optim.Adam(self.disc.parameters(), lr=hp.lr_d, betas=tuple(hp.betas)))

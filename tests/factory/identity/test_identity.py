@@ -1,0 +1,100 @@
+"""The identity encoders: one interface, and the pretrained ones' correctness on real held-out faces."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from factory.identity.encoders import DlibEncoder, MarginHead, SFaceEncoder, TimmEncoder, crop_resize
+from factory.identity.evaluation import embed_faces
+from factory.identity.verification import make_pairs, pair_scores, verification_metrics
+from factory.ingest.facedata import load_faces
+
+
+@pytest.fixture(scope="module")
+def dlib():
+    return DlibEncoder()
+
+
+@pytest.mark.parametrize("make", [DlibEncoder, SFaceEncoder, lambda: TimmEncoder(input_size=64)],
+                         ids=["dlib", "sface", "timm"])
+def test_encoder_interface(make):
+    enc = make().eval()
+    faces = torch.rand(3, 3, 128, 128, requires_grad=True)
+    emb = enc(faces)
+    assert emb.shape == (3, enc.embedding_dim)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(3))
+    emb[:, 0].sum().backward()  # differentiable w.r.t. the faces: usable as a training loss
+    assert faces.grad is not None and faces.grad.abs().sum() > 0
+    torch.testing.assert_close(enc(faces[:1]), enc(faces)[:1], atol=1e-5, rtol=1e-4)  # batch-independent
+    vec, maps = enc.features(faces)
+    torch.testing.assert_close(vec, enc(faces))
+    assert [m.shape[1] for m in maps] == list(enc.map_channels)
+
+
+def test_crop_resize_box():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    torch.testing.assert_close(crop_resize(x, (0.5, 0.5, 1.0, 1.0), 2), torch.tensor([[[[10.0, 11.0], [14.0, 15.0]]]]))
+
+
+def test_margin_heads_penalise_the_true_class():
+    emb = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    labels = torch.tensor([0, 1, 2, 1])
+    for kind in ("arcface", "cosface"):
+        head = MarginHead(8, 3, kind=kind, scale=10.0, margin=0.3)
+        plain = 10.0 * torch.nn.functional.linear(emb, torch.nn.functional.normalize(head.weight, dim=1))
+        logits = head(emb, labels)
+        true = logits.gather(1, labels[:, None])
+        assert (true < plain.gather(1, labels[:, None])).all()
+        mask = torch.ones_like(logits, dtype=bool).scatter(1, labels[:, None], False)
+        torch.testing.assert_close(logits[mask], plain[mask])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [DlibEncoder, SFaceEncoder], ids=["dlib", "sface"])
+def test_pretrained_recognisers_separate_real_identities(small_faces, make):
+    """A wrong port (or a wrong frame or colour order) is near 0.5; the real network is near 1 on
+    unseen CelebA people, read from the canonical crops."""
+    items = [it for s in ("train", "val", "test") for it in load_faces(str(small_faces["dir"]), s, ["celeba-wild"])]
+    ids = [it["meta"]["identity"] for it in items]
+    emb = embed_faces(make(), items)
+    pairs, labels = make_pairs(ids, 2000, 2000, seed=0)
+    m = verification_metrics(pair_scores(emb, pairs), labels)
+    assert m["auc"] >= 0.97, m
+    scores = pair_scores(emb, pairs)
+    assert np.median(scores[labels]) > np.median(scores[~labels]) + 0.1
+
+
+@pytest.mark.slow
+def test_train_identity_tiny_run_end_to_end(small_faces, tmp_path):
+    """The real entry point trains on real faces, its loss falls, and the checkpoint loads as an encoder."""
+    out = tmp_path / "id"
+    cmd = [sys.executable, "-m", "pipelines.train_identity", f"paths.faces_dir={small_faces['dir']}", f"out_dir={out}",
+           "trainer.max_epochs=6", "data.batch_size=16", "data.num_workers=0", "data.augment_strength=0",
+           "identity_model.lr=0.05", "identity_model.margin.margin=0.1", "identity_model.warmup_epochs=0",
+           "+trainer.limit_val_batches=1", "identity_model.encoder.dropout=0", "trainer.log_every_n_steps=1"]
+    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert run.returncode == 0, run.stderr[-3000:]
+    import csv
+
+    rows = [r for r in csv.DictReader(open(out / "logs" / "version_0" / "metrics.csv")) if r.get("train/loss")]
+    losses = [float(r["train/loss"]) for r in rows]
+    assert len(losses) >= 4 and np.mean(losses[-2:]) < np.mean(losses[:2]), losses
+    # a rerun with a longer schedule resumes from last.ckpt instead of starting over
+    more = subprocess.run([c if not c.startswith("trainer.max_epochs") else "trainer.max_epochs=7" for c in cmd],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in more.stdout + more.stderr
+    # the same config again: the finished run is reused without training
+    same = subprocess.run([c if not c.startswith("trainer.max_epochs") else "trainer.max_epochs=7" for c in cmd],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert same.returncode == 0 and "already finished" in same.stdout, same.stderr[-2000:]
+    from factory.identity.training import load_trained_encoder
+
+    enc = load_trained_encoder(str(out / "checkpoints" / "best.ckpt"))
+    emb = enc(torch.rand(2, 3, 128, 128))
+    assert emb.shape == (2, 256) and not enc.training
+    with pytest.raises(FileNotFoundError, match="train_identity"):
+        load_trained_encoder(str(tmp_path / "missing.ckpt"))
