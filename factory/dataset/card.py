@@ -70,6 +70,20 @@ def _table(counts: dict[str, dict[str, int]], order: list[str]) -> list[str]:
     return lines
 
 
+METHOD_NOTES = {
+    "swap": "identity swap by the learned identity/texture swapper (checkpoint and sha256 in each sample's "
+            "`generator`), blended with the target's face-mesh hull",
+    "warp_blend": "graphics identity swap: landmark warp of the source face, colour transfer, Poisson blending",
+    "self_blend": "a face blended with a jittered copy of itself (SBI): blending artefacts, no identity change",
+    "morph": "face-morphing attack: both faces warped to their mean mesh and cross-dissolved (`manipulation.alpha` "
+             "= weight of the source)",
+    "reenact": "expression reenactment: the target's eyes, brows and mouth moved to the source's expression, "
+               "identity and head pose kept",
+    "partial": "local edit: one region (`manipulation.region`: eyes, nose, mouth or brows) from the source or the "
+               "swapper's output (`manipulation.donor`)",
+}
+
+
 def card(stats: dict, config: dict, audit: dict | None) -> str:
     """The dataset card: HF header, how it was made, counts, audit, intended use, licence."""
     splits = stats["splits"]
@@ -95,9 +109,8 @@ def card(stats: dict, config: dict, audit: dict | None) -> str:
         "drawn from the same distribution for reals and fakes.",
         f"- Every image, real or fake, is encoded by one JPEG encoder at quality {config['jpeg_quality']}.",
         f"- Seed {config['seed']}; the same config and seed give byte-identical shards.", "",
-        "Methods: `swap` — the learned identity/texture swapper (checkpoint and sha256 in each sample's "
-        "`generator`); `warp_blend` — landmark warp of the source face, colour transfer and Poisson blending; "
-        "`self_blend` — a face blended with a jittered copy of itself (SBI).", "",
+        "Methods:", "", *(f"- `{m}` — {METHOD_NOTES.get(m, 'see its config in conf/method/')}" for m in methods
+                           if m != "real"), "",
         "## Counts", "", "Samples per method and split:", "",
         *_table({s: v["methods"] for s, v in splits.items()}, methods), "",
         "Samples per perturbation (`type:level`) and split:", "",
