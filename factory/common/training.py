@@ -45,6 +45,9 @@ def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_
     if init_from and not os.path.exists(last):
         module.load_shipped(init_from)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if os.path.exists(last) else None)
+    # a time-boxed stop (max_time) or an interrupt ends between validations: keep that state as last.ckpt
+    # so a resumed run continues from where this one stopped, not from the last validation
+    trainer.save_checkpoint(last)
     best_path = best.best_model_path or last
     if trainer.is_global_zero and best_path and os.path.exists(best_path):
         shutil.copyfile(best_path, os.path.join(ckpt_dir, "best.ckpt"))
