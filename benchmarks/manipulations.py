@@ -26,7 +26,7 @@ import torch
 import factory  # noqa: F401
 from factory.common.face_mesh import euler_degrees, shared_mesh, similarity_align
 from factory.common.images import resize
-from factory.common.masks import REGIONS
+from factory.common.masks import REGIONS, inter_ocular
 from factory.common.paths import REPO_ROOT
 from factory.common.thresholds import best_threshold
 from factory.dataset.mesh_methods import EXPRESSION, STABLE, Morph, Partial, Reenact
@@ -75,7 +75,7 @@ def expression_distance(out: np.ndarray, target: np.ndarray, source: np.ndarray)
     stable = list(STABLE)
     rot, scale, shift = similarity_align(source[stable], target[stable])
     src = (scale * source @ rot.T + shift)[:, :2]
-    iod = np.linalg.norm(target[33, :2] - target[263, :2])
+    iod = inter_ocular(target)
     d_out = np.linalg.norm(out[EXPRESSION, :2] - src[EXPRESSION], axis=1).mean() / iod
     d_tgt = np.linalg.norm(target[EXPRESSION, :2] - src[EXPRESSION], axis=1).mean() / iod
     pose = np.abs(euler_degrees(similarity_align(out[stable], target[stable])[0])).mean()

@@ -110,21 +110,19 @@ class OnlineFakes:
     is drawn from (seed, sample key), and the data module's seed changes every epoch, so each epoch sees
     new fakes while the same seed replays the same ones. Only train-split reals ever enter."""
 
-    def __init__(self, share: float = 0.5, methods: tuple[str, ...] = ("self_blend", "warp_blend"), seed: int = 0,
-                 size: int = 64):
+    def __init__(self, share: float = 0.5, methods: tuple[str, ...] = ("self_blend", "warp_blend"), seed: int = 0):
         from factory.dataset.methods import SelfBlend, WarpBlend
-        from factory.ingest.faces import TEMPLATE
 
         known = {"self_blend": SelfBlend(), "warp_blend": WarpBlend()}
         if not 0 <= share <= 1 or not methods or any(m not in known for m in methods):
             raise ValueError(f"online fakes: share in [0, 1] and methods among {sorted(known)} (got {share}, {methods})")
         self.share, self.seed, self.methods = share, seed, {m: known[m] for m in methods}
-        self.landmarks = (TEMPLATE * size).astype(np.float32)  # every crop is aligned on the canonical template
 
     def __call__(self, stream):
         import zlib
 
         from factory.dataset.methods import Pair
+        from factory.ingest.faces import template
 
         donors = []  # recent train reals: other people's faces for warp_blend
         for image, meta in stream:
@@ -138,7 +136,7 @@ class OnlineFakes:
                 if name == "warp_blend" and not others:
                     name = "self_blend"
                 source, smeta = others[rng.integers(len(others))] if name == "warp_blend" else (image, meta)
-                lm = self.landmarks * image.shape[0] / 64
+                lm = template(image.shape[0]).astype(np.float32)  # every crop is aligned on the canonical template
                 fake, _ = self.methods[name]([Pair(image, source, lm, lm, rng)])[0][:2]
                 yield fake, {**meta, "key": meta["key"] + f"_online_{name}", "label": 1, "method": f"online_{name}",
                              "source_id": smeta["target_id"], "source_key": smeta["target_key"]}
@@ -153,8 +151,8 @@ def collate(batch):
 class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
                  shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
-                 online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), size: int = 64,
-                 tight_crop: float = 0.0, exclude_methods=None):
+                 online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), tight_crop: float = 0.0,
+                 exclude_methods=None):
         super().__init__()
         if isinstance(exclude_methods, str):
             exclude_methods = [exclude_methods]
@@ -177,7 +175,7 @@ class ShardDataModule(pl.LightningDataModule):
         hp = self.hparams
         world = self.trainer.world_size if self.trainer else 1
         epoch = self.trainer.current_epoch if self.trainer else 0
-        online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch, hp.size) if hp.online_share else None
+        online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch) if hp.online_share else None
         ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop),
                            hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online,
                            hp.exclude_methods)

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Callable
 
 import numpy as np
+from sklearn.metrics import brier_score_loss
 
 from detector.calibration import apply_temperature, fit_temperature
 from detector.metrics import binary_metrics, ece, reliability
@@ -38,7 +39,6 @@ def val_fit(scorer: Callable, root: str | None, split: str = "val", limit: int |
         return {}
     p = np.asarray(scorer(faces), np.float64)
     return {"threshold": best_threshold(p, labels.astype(bool)), "temperature": fit_temperature(p, labels)}
-
 
 
 def breakdown(y: np.ndarray, p: np.ndarray, metas: list[dict], threshold: float | None, n_boot: int, seed: int) -> dict:
@@ -165,11 +165,10 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def calibration(y: np.ndarray, p: np.ndarray, temperature: float | None) -> dict:
-    """ECE and Brier before and after temperature scaling (the temperature fitted on val)."""
-    from sklearn.metrics import brier_score_loss
-
-    out = {"temperature": temperature, "ece_before": ece(y, p), "brier_before": float(brier_score_loss(y, p))}
+def calibration(y: np.ndarray, p: np.ndarray, overall: dict, temperature: float | None) -> dict:
+    """ECE and Brier before (the `overall` figures of these scores) and after temperature scaling (the
+    temperature fitted on val)."""
+    out = {"temperature": temperature, "ece_before": overall["ece"], "brier_before": overall["brier"]}
     if temperature is not None:
         q = apply_temperature(p, temperature)
         out.update({"ece_after": ece(y, q), "brier_after": float(brier_score_loss(y, q))})
@@ -209,7 +208,7 @@ def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray
         if p.shape != (len(faces),) or not np.all((p >= 0) & (p <= 1)):
             raise ValueError(f"detector {name} broke the protocol: want {len(faces)} probabilities in [0, 1]")
         results[name] = breakdown(labels, p, metas, (thresholds or {}).get(name), n_boot, seed)
-        results[name]["calibration"] = calibration(labels, p, (temperatures or {}).get(name))
+        results[name]["calibration"] = calibration(labels, p, results[name]["overall"], (temperatures or {}).get(name))
         scores[name] = (labels, p)
     report = {"data": {**data, "n": int(len(labels)), "n_fake": int(labels.sum()), "n_real": int((labels == 0).sum())},
               "detectors": results,

@@ -6,6 +6,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from factory.common import storage
+
 
 def contact_sheet(faces: Sequence[np.ndarray], path: str, columns: int = 8, captions: Sequence[str] | None = None,
                   points: Sequence[np.ndarray] | None = None) -> None:
@@ -26,6 +28,4 @@ def contact_sheet(faces: Sequence[np.ndarray], path: str, columns: int = 8, capt
                 draw.ellipse([x + px - 1.5, y + py - 1.5, x + px + 1.5, y + py + 1.5], fill=(0, 255, 0))
         if captions:
             draw.text((x + 2, y + h), str(captions[i])[: w // 6], fill=(0, 0, 0))
-    from factory.common import storage
-
     storage.save_with(path, lambda buf: sheet.save(buf, format="PNG"))

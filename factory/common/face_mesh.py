@@ -20,11 +20,11 @@ import zipfile
 import cv2
 import numpy as np
 
+from factory.common.masks import EYE_CORNERS, face_mask, mesh_mask
 from factory.common.paths import REPO_ROOT
 
 WHEEL = "mediapipe==0.10.14"
 MEMBER = "mediapipe/modules/face_landmark/face_landmark.tflite"
-EYE_CORNERS = (33, 263)  # outer eye corners of the 468-point topology
 
 
 def models_dir() -> str:
@@ -102,8 +102,6 @@ def region_mask(image: np.ndarray, landmarks: np.ndarray, region: str = "face", 
                 feather: float = 0.08, min_score: float = 0.5) -> tuple[np.ndarray, bool]:
     """(soft mask of a mesh region of a canonical crop, True) — or, when the mesh finds no face
     (presence < `min_score`), (the 5-landmark ellipse, False) so the caller can count the fallback."""
-    from factory.common.masks import face_mask, mesh_mask
-
     points, score = shared_mesh()(image)
     if score < min_score:
         return face_mask(landmarks, image.shape[0]), False

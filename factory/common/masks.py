@@ -30,9 +30,24 @@ def face_mask(landmarks: np.ndarray, size: int, scale: tuple[float, float] = (1.
     hard = np.zeros((size, size), np.uint8)
     cv2.ellipse(hard, (int(round(centre[0] * 16)), int(round(centre[1] * 16))),
                 (int(round(axes[0] * 16)), int(round(axes[1] * 16))), angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
-    sigma = max(feather * d, 0.5)
-    inner = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=max(1, int(sigma)))
-    return cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigma)
+    return _feather(hard, max(feather * d, 0.5), inwards=True)
+
+
+def _feather(hard: np.ndarray, sigma: float, inwards: bool) -> np.ndarray:
+    """A hard uint8 mask eroded (`inwards`: the soft edge stays inside) or dilated (the core stays 1) by
+    about `sigma` pixels, then Gaussian-blurred by `sigma`, as float32 in [0, 1]."""
+    shrink = cv2.erode if inwards else cv2.dilate
+    core = shrink(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=max(1, int(sigma)))
+    return cv2.GaussianBlur(core.astype(np.float32) / 255.0, (0, 0), sigma)
+
+
+EYE_CORNERS = (33, 263)  # outer eye corners of MediaPipe's 468-point topology
+
+
+def inter_ocular(points: np.ndarray) -> float:
+    """Inter-ocular distance (outer eye corners) of a face mesh, in its pixels (at least 1)."""
+    pts = np.asarray(points, np.float64)
+    return max(float(np.linalg.norm(pts[EYE_CORNERS[0], :2] - pts[EYE_CORNERS[1], :2])), 1.0)
 
 
 # point indices of MediaPipe's 468-point topology; a region with two parts (left, right) is two hulls
@@ -58,12 +73,8 @@ def mesh_mask(points: np.ndarray, size: int, region: str = "face", grow: float =
         p = pts[list(part)]
         p = p.mean(0) + (p - p.mean(0)) * grow
         cv2.fillConvexPoly(hard, cv2.convexHull(np.round(p * 16).astype(np.int32)), 255, cv2.LINE_AA, 4)
-    d = max(float(np.linalg.norm(pts[33] - pts[263])), 1.0)  # outer eye corners
-    sigma = max(feather * d, 0.5)
     # the face is feathered inwards (the edge stays on the face); small regions outwards (their core stays 1)
-    shrink = cv2.erode if region == "face" else cv2.dilate
-    core = shrink(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)), iterations=max(1, int(sigma)))
-    return cv2.GaussianBlur(core.astype(np.float32) / 255.0, (0, 0), sigma)
+    return _feather(hard, max(feather * inter_ocular(pts), 0.5), inwards=region == "face")
 
 
 def blend(fake: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -269,10 +269,9 @@ def run(cfg, progress: bool = True) -> dict:
                    "identity": OmegaConf.to_container(cfg.identity, resolve=True)}
     storage.makedirs(storage.join(out_dir, WORK))
     fp_path = storage.join(out_dir, "_generate.json")
-    if storage.exists(fp_path):
-        if json.loads(storage.read_bytes(fp_path)) != json.loads(json.dumps(fingerprint)):
-                raise RuntimeError(f"{out_dir} holds a dataset made with a different config or generator: "
-                                   "set out_dir elsewhere or delete that folder")
+    if storage.exists(fp_path) and json.loads(storage.read_bytes(fp_path)) != json.loads(json.dumps(fingerprint)):
+        raise RuntimeError(f"{out_dir} holds a dataset made with a different config or generator: "
+                           "set out_dir elsewhere or delete that folder")
     atomic_write_json(fp_path, fingerprint)
     remove_partials(out_dir)
     done = done_shards(out_dir)

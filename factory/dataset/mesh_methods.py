@@ -4,12 +4,13 @@ reenactment and a local (partial) edit. Each returns (fake, mask, info) with wha
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from factory.common.face_mesh import shared_mesh, similarity_align
-from factory.common.masks import REGIONS, blend, mesh_mask
+from factory.common.masks import REGIONS, blend, inter_ocular, mesh_mask
 from factory.dataset.mesh_warp import similarity_2d, triangulate, warp, with_border
-from factory.dataset.methods import Method, Pair, colour_transfer
+from factory.dataset.methods import Method, Pair, Swap, colour_transfer
 
 # MediaPipe topology: what moves with expression, what stays with the skull, and the open mouth
 EXPRESSION = sorted({i for r in ("eyes", "brows", "mouth") for part in REGIONS[r] for i in part}
@@ -23,11 +24,6 @@ def meshes(pair: Pair, dims: int = 2) -> tuple[np.ndarray, np.ndarray, float]:
     """Meshes (468 x `dims`, pixels) of the pair's target and source crops and the lower face-presence score."""
     (mt, st), (ms, ss) = shared_mesh()(pair.target), shared_mesh()(pair.source)
     return mt[:, :dims].astype(np.float64), ms[:, :dims].astype(np.float64), float(min(st, ss))
-
-
-def iod(mesh: np.ndarray) -> float:
-    """Inter-ocular distance (outer eye corners) in pixels."""
-    return max(float(np.linalg.norm(mesh[33] - mesh[263])), 1.0)
 
 
 class Morph(Method):
@@ -82,7 +78,7 @@ class Reenact(Method):
         disp = np.zeros_like(mt)
         disp[moved] = aligned[moved] - mt[moved]
         d2 = ((mt[~moved, None, :] - mt[None, moved, :]) ** 2).sum(-1)
-        w = np.exp(-d2 / (2 * (self.spread * iod(mt)) ** 2))
+        w = np.exp(-d2 / (2 * (self.spread * inter_ocular(mt)) ** 2))
         disp[~moved] = (w @ disp[moved]) / np.maximum(w.sum(1, keepdims=True), 1e-6) * np.clip(w.max(1), 0, 1)[:, None]
         return mt + disp
 
@@ -95,17 +91,13 @@ class Reenact(Method):
             mt, ms = mt[:, :2], ms[:, :2]
             t, n = with_border(mt, size), with_border(new, size)
             tris = triangulate(n)
-            moved = warp(p.target, t, n, tris)
-            inside = warp(p.source, with_border(ms, size), n, tris)  # the source's mouth interior, on the new mesh
-            mouth = np.zeros((size, size), np.float32)
-            if np.linalg.norm(new[13] - new[14]) > self.open_mouth * iod(new):  # inner lips apart: paste the interior
-                import cv2
-
+            fake = warp(p.target, t, n, tris)
+            if np.linalg.norm(new[13] - new[14]) > self.open_mouth * inter_ocular(new):  # inner lips apart:
+                inside = warp(p.source, with_border(ms, size), n, tris)  # the source's mouth interior, on the new mesh
                 hull = cv2.convexHull(np.round(new[list(INNER_LIPS)] * 16).astype(np.int32))
                 hard = np.zeros((size, size), np.uint8)
                 cv2.fillConvexPoly(hard, hull, 255, cv2.LINE_AA, 4)
-                mouth = cv2.GaussianBlur(hard.astype(np.float32) / 255, (0, 0), 0.6)
-            fake = blend(inside, moved, mouth)
+                fake = blend(inside, fake, cv2.GaussianBlur(hard.astype(np.float32) / 255, (0, 0), 0.6))
             region = np.zeros((size, size), np.float32)
             for r in ("eyes", "brows", "mouth"):
                 for mesh in (mt, new):
@@ -134,16 +126,12 @@ class Partial(Method):
         self.regions, self.donors, self.grow, self.feather = tuple(regions), tuple(donors), grow, feather
         self.swap = None
         if "swap" in self.donors:
-            from factory.dataset.methods import Swap
-
             self.swap = Swap(checkpoint or "", fallback=fallback)
 
     def provenance(self) -> dict:
         return self.swap.provenance() if self.swap is not None else super().provenance()
 
     def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray, dict]]:
-        import cv2
-
         draws = [(self.regions[p.rng.integers(len(self.regions))], self.donors[p.rng.integers(len(self.donors))])
                  for p in pairs]
         swapped = {}

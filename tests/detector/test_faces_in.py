@@ -1,17 +1,9 @@
 """Tight face crops (the usual format of public deepfake sets) are faces too: accepted, padded share recorded."""
 import cv2
-import numpy as np
 
+from benchmarks.tight_crops import tight_crop
 from detector.faces_in import FaceReader
 from factory.ingest.facedata import decode, load_faces
-
-
-def tight_crop(face: np.ndarray, keep: float = 0.8, size: int = 224) -> np.ndarray:
-    """A FaceForensics++-style tight crop of a canonical store face: the face box only, upscaled."""
-    h = face.shape[0]
-    b = int(h * keep)
-    x0, y0 = (h - b) // 2, int(h * 0.55 - b / 2)
-    return cv2.resize(face[y0:y0 + b, x0:x0 + b], (size, size), interpolation=cv2.INTER_CUBIC)
 
 
 def test_tight_crops_are_accepted_and_their_padding_recorded(small_faces, tmp_path):
