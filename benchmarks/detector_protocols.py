@@ -35,15 +35,15 @@ def run(args: list[str]) -> None:
 
 def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
     out = REPO_ROOT / "outputs"
-    budget = f"trainer.max_time=00:00:{minutes:02d}:00"
+    budget = [f"++trainer.max_time=00:00:{minutes:02d}:00", "trainer.max_epochs=100", "early_stopping.patience=100"]
     if protocol == "lomo":
         names = {f"without_{m}": m for m in methods_in(str(out / "dataset"))}
         for name, method in names.items():
-            run(["pipelines.train_detector", f"holdout={method}", f"name={name}", budget, *overrides])
+            run(["pipelines.train_detector", f"holdout={method}", f"name={name}", *budget, *overrides])
     elif protocol == "zoo":
         names = {f"zoo_{b}": b for b in ZOO}
         for name, backbone in names.items():
-            run(["pipelines.train_detector", f"detector_model={backbone}", f"name={name}", budget, *overrides])
+            run(["pipelines.train_detector", f"detector_model={backbone}", f"name={name}", *budget, *overrides])
     else:
         raise SystemExit("protocol: lomo or zoo")
     detectors = ",".join(f"{n}:{out}/detectors/{n}/checkpoints/best.ckpt" for n in names)

@@ -1,11 +1,15 @@
-"""Factory throughput against this machine's FLOP bound, shard-writing share, and memory at N vs 4N.
+"""Factory throughput against this machine's FLOP bound, shard-writing share, memory at N vs 10N, and
+2 ranks against 1.
 
     python -m benchmarks.generate_throughput [N] [overrides ...]
 
 Runs `generate` (default config: trained swapper, prepared store) on the train split in fresh
-output folders, each in its own process so peak memory (max RSS) is per run:
-1. `swap` fakes only at N samples — achieved GFLOP/s vs the matmul GFLOP/s this CPU sustains;
-2. the default method mix at N and at 4N samples — faces/s, shard-writing share, peak memory.
+output folders, each in its own process so peak memory (max RSS, the process and its ranks) is per run:
+1. `swap` fakes only at N samples — achieved GFLOP/s vs the matmul GFLOP/s this CPU sustains
+   (1 process on all cores, then 2 ranks);
+2. the default method mix at N and at 10N samples — faces/s, shard-writing share, peak memory;
+3. the default mix at N on 1 rank of 1 core against 2 ranks (`trainer=ddp_cpu`, Lightning gives each
+   rank cores / ranks threads): the scaling a multi-node run gets per added rank.
 """
 from __future__ import annotations
 
@@ -55,14 +59,19 @@ from factory.common.paths import CONF_DIR
 with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
     cfg = compose("generate", overrides=sys.argv[1:])
 stats = run(cfg, progress=False)
-print("RESULT" + json.dumps({"run": stats["run"], "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print("RESULT" + json.dumps({"run": stats["run"], "max_rss_mb": rss / 1024}))
 """
 
 
-def generate(out: str, n: int, extra: list[str]) -> dict:
+def generate(out: str, n: int, extra: list[str], threads: int | None = None) -> dict:
+    """One `generate` run in a fresh process (`threads`: OMP/torch threads, default all cores)."""
+    import os
+
     args = [sys.executable, "-c", CHILD, f"out_dir={out}", "~samples", f"+samples={{train: {n}}}", "audit_samples=500",
             *extra]
-    proc = subprocess.run(args, capture_output=True, text=True)
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     return json.loads(proc.stdout.split("RESULT", 1)[1])
@@ -82,19 +91,26 @@ def main(n: int = 1000, extra: list[str] | None = None) -> None:
     print(f"matmul: {gflops:.1f} GFLOP/s (fp32, {torch.get_num_threads()} threads)")
     print(f"swapper: {flops['swap'] / 1e9:.3f} GFLOP per swapped face (identity encoder {flops['identity'] / 1e9:.3f}); "
           f"with the identity-similarity score {per_face / 1e9:.3f} GFLOP")
+    swap_only = ["real_share=0"] + [f"~methods.{m}" for m in cfg.methods if m != "swap"]
     with tempfile.TemporaryDirectory() as tmp:
-        swap = generate(f"{tmp}/swap", n, extra + ["real_share=0", "~methods.warp_blend", "~methods.self_blend"])
-        r = swap["run"]
-        achieved = r["faces_per_s"] * per_face / 1e9
-        print(f"swap only, {n} faces: {r['faces_per_s']:.1f} faces/s = {achieved:.1f} GFLOP/s = "
-              f"{achieved / gflops:.0%} of the matmul bound ({gflops / per_face * 1e9:.0f} faces/s); "
-              f"shard writing {r['write_share']:.1%} of generation time; peak RSS {swap['max_rss_mb']:.0f} MB")
-        for k in (n, 4 * n):
+        for label, args in (("1 process", []), ("2 ranks", ["trainer=ddp_cpu"])):
+            swap = generate(f"{tmp}/swap_{len(args)}", n, extra + swap_only + args)
+            r = swap["run"]
+            achieved = r["faces_per_s"] * per_face / 1e9
+            share = f"shard writing {r['write_share']:.1%} of generation time; " if r["write_share"] else ""
+            print(f"swap only, {n} faces, {label}: {r['faces_per_s']:.1f} faces/s = {achieved:.1f} GFLOP/s = "
+                  f"{achieved / gflops:.0%} of the matmul bound ({gflops / per_face * 1e9:.0f} faces/s); "
+                  f"{share}peak RSS {swap['max_rss_mb']:.0f} MB")
+        for k in (n, 10 * n):
             res = generate(f"{tmp}/mix{k}", k, extra)
             r = res["run"]
             print(f"default mix, {k} samples: {r['faces_per_s']:.1f} faces/s while generating "
                   f"({r['predict_time_s']:.0f}s of {r['wall_time_s']:.0f}s wall), shard writing {r['write_share']:.1%}, "
                   f"peak RSS {res['max_rss_mb']:.0f} MB")
+        one = generate(f"{tmp}/rank1", n, extra, threads=1)["run"]["faces_per_s"]
+        two = generate(f"{tmp}/rank2", n, extra + ["trainer=ddp_cpu"])["run"]["faces_per_s"]
+        print(f"default mix, {n} samples: 1 rank on 1 core {one:.1f} faces/s, 2 ranks {two:.1f} faces/s "
+              f"= {two / one:.2f}x")
 
 
 if __name__ == "__main__":

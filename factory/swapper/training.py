@@ -9,7 +9,9 @@ of the same person (another photo, else an augmented copy) and b = faces of othe
 - swap            s = G(T(x) ‖ E(b)), shipped as m·s + (1−m)·x (the factory's blend)
                   identity loss 1 − cos(E_c(aug(blend)), E_c(b)) on randomly transformed copies (kornia:
                   scale, shift, rotation, blur, colour, noise) with centred descriptors E_c, so no pixel
-                  pattern satisfies the recogniser without a face; attribute loss ‖T(s) − T(x)‖²
+                  pattern satisfies the recogniser without a face; attribute loss ‖T(s) − T(x)‖²;
+                  landmark loss |L(blend) − L(x)| with L MTCNN's frozen O-net (5 points, differentiable):
+                  the target's head pose and mouth survive (the judge of pose is MediaPipe's mesh, not L)
 - feature match   L1 between D's layer activations of x̂ and of x (SimSwap's weak feature matching):
                   detail where plain L1 blurs
 - discriminator   real: (x, E(v)); fake: (x̂, E(v)), (blend, E(b)) and the mismatched real (x, E(b)),
@@ -69,13 +71,33 @@ def identity_loss(swapper: FaceSwapper, shipped: torch.Tensor, source_vec: torch
     return sum(losses) / len(losses)
 
 
+class Landmarks(torch.nn.Module):
+    """MTCNN's O-net (facenet-pytorch, weights in the wheel) as a frozen, differentiable 5-point
+    landmark regressor on canonical crops: its nose offset follows MediaPipe's yaw (r = 0.95 on test
+    crops) and its eye-nose-mouth ratio the pitch (r = −0.84)."""
+
+    def __init__(self):
+        super().__init__()
+        from facenet_pytorch.models.mtcnn import ONet
+
+        self.onet = ONet().eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "Landmarks":
+        return super().train(False)
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        """Faces in [0, 1] → B x 10 landmark coordinates (x1..x5, y1..y5) in crop units."""
+        x = F.interpolate(faces, size=(48, 48), mode="bilinear", antialias=True, align_corners=False)
+        return self.onet((x * 255 - 127.5) * 0.0078125)[1]
+
+
 class SwapperModule(pl.LightningModule):
     """Texture encoder + decoder (generator) and consistency discriminator with a frozen identity encoder."""
 
     def __init__(self, identity: dict, size: int = 64, width: int = 32, levels: int = 3, blocks: int = 2,
                  id_maps: bool = True, disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: tuple = (0.0, 0.99), w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0,
-                 w_attr: float = 10.0, w_fm: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0, calibration_faces: int = 1024,
+                 w_attr: float = 10.0, w_fm: float = 0.0, w_lm: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0, calibration_faces: int = 1024,
                  grid_faces: int = 8):
         super().__init__()
         self.save_hyperparameters()
@@ -83,6 +105,7 @@ class SwapperModule(pl.LightningModule):
         self.swapper = FaceSwapper(instantiate(identity), size, width, levels, blocks, id_maps)
         self.disc = ConsistencyDiscriminator(self.swapper.identity.embedding_dim, disc_width)
         self.augment = identity_augment(augment_strength)
+        self.landmarks = Landmarks() if w_lm > 0 else None
 
     def load_shipped(self, path: str) -> None:
         """Start from shipped weights (texture encoder, decoder, centring); the discriminator starts fresh."""
@@ -135,13 +158,19 @@ class SwapperModule(pl.LightningModule):
             fm = sum(F.l1_loss(a, b) for a, b in zip(f_rec, f_real)) / len(f_rec)
         id_loss = identity_loss(sw, shipped, id_b[0], self.augment, hp.id_copies)
         attr = sum(F.mse_loss(a, b.detach()) for a, b in zip(sw.texture(swap), texture)) / len(texture)
-        g_loss = hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr + hp.w_fm * fm
+        lm = rec_loss.new_zeros(())
+        if self.landmarks is not None:  # the shipped swap keeps the target's 5-point geometry (pose, mouth)
+            with torch.no_grad():
+                lm_x = self.landmarks(x)
+            lm = F.l1_loss(self.landmarks(shipped), lm_x)
+        g_loss = (hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr + hp.w_fm * fm
+                  + hp.w_lm * lm)
         self.manual_backward(g_loss)
         opt_g.step()
 
         self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.stack([r.mean() for r in d_real]).mean(),
                        "train/g_adv": adv, "train/rec_l1": rec_loss, "train/id_loss": id_loss, "train/attr": attr,
-                       "train/fm": fm},
+                       "train/fm": fm, "train/landmarks": lm},
                       prog_bar=True)
         return g_loss
 
@@ -159,6 +188,8 @@ class SwapperModule(pl.LightningModule):
         self.log("val/rec_l1", F.l1_loss(rec, x), prog_bar=True)
         self.log("val/id_cos", F.cosine_similarity(e_swap, id_b[0]).mean(), prog_bar=True)
         self.log("val/id_cos_target", F.cosine_similarity(e_swap, id_x[0]).mean())
+        if self.landmarks is not None:
+            self.log("val/landmarks", F.l1_loss(self.landmarks(shipped), self.landmarks(x)))
         if batch_idx == 0 and self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
             n = self.hparams.grid_faces
             save_grid([x[:n], ident_faces[:n], shipped[:n], rec[:n]],

@@ -33,6 +33,29 @@ def test_transformed_identity_loss_is_differentiable_and_seeded():
     assert 0 <= float(loss) <= 2
 
 
+def test_landmark_term_reads_real_faces_and_is_differentiable(small_faces):
+    """O-net's 5 points on real canonical crops sit on the alignment template, mirror with the face
+    (a turned head's nose offset flips sign) and pass gradients to the pixels."""
+    from factory.ingest.facedata import decode, to_tensor
+    from factory.swapper.training import Landmarks
+
+    items = load_faces(str(small_faces["dir"]), "train")[:16]
+    faces = torch.stack([to_tensor(decode(it["jpg"])) for it in items])
+    lm_net = Landmarks()
+    lm = lm_net(faces)
+    template = torch.stack([torch.tensor(np.asarray(it["meta"]["landmarks"], np.float32)) / decode(it["jpg"]).shape[0]
+                            for it in items])  # the 5 points the crops were aligned on (crop units)
+    found = torch.cat([lm[:, None, :5], lm[:, None, 5:]], dim=1).transpose(1, 2)
+    assert (found - template).abs().mean() < 0.05
+    nose = lm[:, 2] - (lm[:, 0] + lm[:, 1]) / 2
+    mirrored = lm_net(faces.flip(-1))
+    nose_m = mirrored[:, 2] - (mirrored[:, 0] + mirrored[:, 1]) / 2
+    assert np.corrcoef(nose.numpy(), -nose_m.numpy())[0, 1] > 0.8
+    x = faces[:4].clone().requires_grad_(True)
+    torch.nn.functional.l1_loss(lm_net(x), lm[:4].detach().flip(0)).backward()
+    assert x.grad.abs().sum() > 0 and not any(p.requires_grad for p in lm_net.parameters())
+
+
 @pytest.mark.slow
 def test_tiny_training_steps_reduce_losses(small_faces, tmp_path):
     import pytorch_lightning as pl
