@@ -57,7 +57,11 @@ def breakdown(y: np.ndarray, p: np.ndarray, metas: list[dict], threshold: float 
 
 
 def robustness(result: dict) -> dict[str, list]:
-    """AUC vs level per perturbation type; level 0 is the unperturbed samples."""
+    """AUC vs level per perturbation type; level 0 is the unperturbed samples. The sweep's curves
+    (every level applied to the same clean faces) when the report has them, else the dataset's own
+    perturbed samples."""
+    if result.get("sweep"):
+        return {k: v for k, v in sorted(result["sweep"].items()) if k != "faces"}
     per = result["per_perturbation"]
     clean = per.get("none:0", {}).get("auc")
     curves = defaultdict(lambda: [None] * 6)
@@ -157,7 +161,9 @@ def markdown(report: dict) -> str:
     for name, r in report["detectors"].items():
         curves = robustness(r)
         if curves:
-            lines += ["", f"Robustness of `{name}`: AUC by perturbation level (0 = unperturbed):", "",
+            how = (f"each level applied to the same {r['sweep']['faces']} unperturbed test faces, re-encoded"
+                   if r.get("sweep") else "the dataset's own perturbed samples; 0 = unperturbed")
+            lines += ["", f"Robustness of `{name}`: AUC by perturbation level ({how}):", "",
                       "| type | 0 | 1 | 2 | 3 | 4 | 5 |", "|---|---|---|---|---|---|---|"]
             for kind, aucs in curves.items():
                 lines.append(f"| {kind} | " + " | ".join(_fmt(a) for a in aucs) + " |")
@@ -199,8 +205,12 @@ def hardness(labels: np.ndarray, probs: dict[str, np.ndarray], metas: list[dict]
 
 def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray, metas: list[dict], out_dir: str,
              data: dict, thresholds: dict[str, float | None] | None = None, n_boot: int = 1000, seed: int = 0,
-             temperatures: dict[str, float | None] | None = None) -> dict:
-    """Score every detector on the same faces; write report.json, report.md and the PNGs."""
+             temperatures: dict[str, float | None] | None = None, sweep_faces: int = 0,
+             jpeg_quality: int = 95) -> dict:
+    """Score every detector on the same faces; write report.json, report.md and the PNGs. With
+    `sweep_faces`, also the robustness sweep on that many unperturbed faces (`detector.robustness`)."""
+    from detector.robustness import sweep
+
     os.makedirs(out_dir, exist_ok=True)
     results, scores = {}, {}
     for name, scorer in scorers.items():
@@ -210,6 +220,8 @@ def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray
         results[name] = breakdown(labels, p, metas, (thresholds or {}).get(name), n_boot, seed)
         results[name]["calibration"] = calibration(labels, p, results[name]["overall"], (temperatures or {}).get(name))
         scores[name] = (labels, p)
+    for name, curves in sweep(scorers, faces, labels, metas, jpeg_quality, sweep_faces, seed).items():
+        results[name]["sweep"] = curves
     report = {"data": {**data, "n": int(len(labels)), "n_fake": int(labels.sum()), "n_real": int((labels == 0).sum())},
               "detectors": results,
               "method_matrix": {n: {m: r["auc"] for m, r in res["per_method"].items()} for n, res in results.items()}}

@@ -24,7 +24,8 @@ def main(cfg: DictConfig) -> dict:
         data = {"source": f"{cfg.data.shards} [{cfg.data.split}]"}
     fits = {name: val_fit(s, cfg.data.shards, cfg.threshold_split) for name, s in scorers.items()}
     report = evaluate(scorers, faces, labels, metas, cfg.out_dir, data, {n: f.get("threshold") for n, f in fits.items()},
-                      cfg.bootstrap, cfg.seed, {n: f.get("temperature") for n, f in fits.items()})
+                      cfg.bootstrap, cfg.seed, {n: f.get("temperature") for n, f in fits.items()},
+                      cfg.robustness_faces, cfg.jpeg_quality)
     for name, r in report["detectors"].items():
         o = r["overall"]
         print(f"{name}: AUC {o['auc']} EER {o['eer']} AP {o['ap']} ECE {o['ece']:.4f} "

@@ -79,3 +79,33 @@ def test_temperature_scaling_calibrates_an_overconfident_detector():
     assert roc_auc_score(yt, q) == pytest.approx(roc_auc_score(yt, pt), abs=1e-4)  # (ties at the clipped ends)
     with pytest.raises(ValueError, match="both classes"):
         fit_temperature(pv, np.zeros_like(yv))
+
+
+def test_robustness_sweep_perturbs_both_classes_of_real_faces(small_faces):
+    """Real faces, 'fakes' = the same faces sharpened; a sharpness scorer separates them when clean,
+    blur (applied to reals and fakes alike) erases the cue while saturation does not, and the sweep is
+    seeded."""
+    import cv2
+
+    from detector.robustness import sweep
+    from factory.ingest.facedata import decode, load_faces
+
+    faces = np.stack([cv2.resize(decode(it["jpg"]), (64, 64), interpolation=cv2.INTER_AREA)
+                      for it in load_faces(str(small_faces["dir"]), "train")[:40]])
+    soft = cv2.GaussianBlur(faces.reshape(-1, 64, 3), (0, 0), 1.0).reshape(faces.shape).astype(np.float32)
+    sharp = np.clip(faces + 1.5 * (faces - soft), 0, 255).astype(np.uint8)
+    x = np.concatenate([faces, sharp])
+    y = np.array([0] * len(faces) + [1] * len(sharp))
+    metas = [{"perturbation": {"type": "none", "level": 0}}] * len(x)
+
+    def sharpness(images):
+        lap = np.array([cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for im in images])
+        return lap / (lap + np.median(lap))
+
+    curves = sweep({"lap": sharpness}, x, y, metas, jpeg_quality=95, max_faces=60, seed=0)["lap"]
+    assert curves["faces"] == 60 and len(curves["blur"]) == 6
+    assert curves["blur"][0] > 0.75 and curves["blur"][5] < curves["blur"][0] - 0.15
+    assert curves["saturation"][5] > 0.7
+    again = sweep({"lap": sharpness}, x, y, metas, jpeg_quality=95, max_faces=60, seed=0)["lap"]
+    assert again == curves
+    assert sweep({"lap": sharpness}, x, y, metas, 95, max_faces=0) == {}
