@@ -47,7 +47,8 @@ def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
     else:
         raise SystemExit("protocol: lomo or zoo")
     detectors = ",".join(f"{n}:{out}/detectors/{n}/checkpoints/best.ckpt" for n in names)
-    run(["pipelines.evaluate", "~detectors", f"+detectors={{{detectors}}}",
+    sweep = "robustness_faces=0" if protocol == "lomo" else "robustness_faces=2000"  # LOMO asks one question
+    run(["pipelines.evaluate", "~detectors", f"+detectors={{{detectors}}}", sweep,
          f"out_dir={out}/reports/detectors/{protocol}"])
 
 

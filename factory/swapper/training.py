@@ -90,6 +90,17 @@ class Landmarks(torch.nn.Module):
         x = F.interpolate(faces, size=(48, 48), mode="bilinear", antialias=True, align_corners=False)
         return self.onet((x * 255 - 127.5) * 0.0078125)[1]
 
+    @staticmethod
+    def pose(lm: torch.Tensor) -> torch.Tensor:
+        """Head-pose proxies of 5 points, free of face proportions as far as 5 points allow: nose offset
+        from the eyes' midpoint in eye distances (yaw), nose height between eye and mouth lines (pitch),
+        eye-line slope (roll)."""
+        x, y = lm[:, :5], lm[:, 5:]
+        eye_x, eye_y, iod = (x[:, 0] + x[:, 1]) / 2, (y[:, 0] + y[:, 1]) / 2, (x[:, 1] - x[:, 0]).clamp_min(1e-3)
+        mouth_y = (y[:, 3] + y[:, 4]) / 2
+        return torch.stack([(x[:, 2] - eye_x) / iod, (y[:, 2] - eye_y) / (mouth_y - eye_y).clamp_min(1e-3),
+                            (y[:, 1] - y[:, 0]) / iod], dim=1)
+
 
 class SwapperModule(pl.LightningModule):
     """Texture encoder + decoder (generator) and consistency discriminator with a frozen identity encoder."""
@@ -97,7 +108,7 @@ class SwapperModule(pl.LightningModule):
     def __init__(self, identity: dict, size: int = 64, width: int = 32, levels: int = 3, blocks: int = 2,
                  id_maps: bool = True, disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: tuple = (0.0, 0.99), w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0,
-                 w_attr: float = 10.0, w_fm: float = 0.0, w_lm: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0, calibration_faces: int = 1024,
+                 w_attr: float = 10.0, w_fm: float = 0.0, w_lm: float = 0.0, lm_features: str = "points", id_copies: int = 1, augment_strength: float = 1.0, calibration_faces: int = 1024,
                  grid_faces: int = 8):
         super().__init__()
         self.save_hyperparameters()
@@ -105,6 +116,8 @@ class SwapperModule(pl.LightningModule):
         self.swapper = FaceSwapper(instantiate(identity), size, width, levels, blocks, id_maps)
         self.disc = ConsistencyDiscriminator(self.swapper.identity.embedding_dim, disc_width)
         self.augment = identity_augment(augment_strength)
+        if lm_features not in ("points", "pose"):
+            raise ValueError(f"lm_features={lm_features!r}: points (all 5) or pose (yaw/pitch/roll proxies)")
         self.landmarks = Landmarks() if w_lm > 0 else None
 
     def load_shipped(self, path: str) -> None:
@@ -162,7 +175,10 @@ class SwapperModule(pl.LightningModule):
         if self.landmarks is not None:  # the shipped swap keeps the target's 5-point geometry (pose, mouth)
             with torch.no_grad():
                 lm_x = self.landmarks(x)
-            lm = F.l1_loss(self.landmarks(shipped), lm_x)
+            lm_s = self.landmarks(shipped)
+            if hp.lm_features == "pose":
+                lm_s, lm_x = Landmarks.pose(lm_s), Landmarks.pose(lm_x)
+            lm = F.l1_loss(lm_s, lm_x)
         g_loss = (hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr + hp.w_fm * fm
                   + hp.w_lm * lm)
         self.manual_backward(g_loss)
