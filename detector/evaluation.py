@@ -220,7 +220,8 @@ def evaluate(scorers: dict[str, Callable], faces: np.ndarray, labels: np.ndarray
         results[name] = breakdown(labels, p, metas, (thresholds or {}).get(name), n_boot, seed)
         results[name]["calibration"] = calibration(labels, p, results[name]["overall"], (temperatures or {}).get(name))
         scores[name] = (labels, p)
-    for name, curves in sweep(scorers, faces, labels, metas, jpeg_quality, sweep_faces, seed).items():
+    clean = {n: p for n, (_, p) in scores.items()}
+    for name, curves in sweep(scorers, faces, labels, metas, jpeg_quality, sweep_faces, seed, clean).items():
         results[name]["sweep"] = curves
     report = {"data": {**data, "n": int(len(labels)), "n_fake": int(labels.sum()), "n_real": int((labels == 0).sum())},
               "detectors": results,

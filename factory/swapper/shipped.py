@@ -34,14 +34,14 @@ def ship_swapper(checkpoint: str, weights_dir: str, report: dict, run: dict, dat
                  grid: str | None = None) -> dict:
     """Write `swapper.pt` + `manifest.json` (+ the evaluation grid) into `weights_dir`; returns the manifest."""
     module = SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if run.get("train_seconds") is None:  # Lightning's Timer keeps the training time in the checkpoint
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False).get("callbacks", {})
+        state = ckpt.get("callbacks", {})
         timer = next((v for k, v in state.items() if k.startswith("Timer")), {})
         run = {**run, "train_seconds": round(timer.get("time_elapsed", {}).get("train", 0.0), 1) or None}
     os.makedirs(weights_dir, exist_ok=True)
     path = os.path.join(weights_dir, "swapper.pt")
-    # the shipped checkpoint's own step (2 optimiser steps per batch: generator and discriminator)
-    step = torch.load(checkpoint, map_location="cpu", weights_only=False).get("global_step")
+    step = ckpt.get("global_step")  # the shipped checkpoint's own: 2 optimiser steps (generator, discriminator) a batch
     manifest = {"file": "swapper.pt", "config": dict(module.hparams), "data": data, "steps": run.get("steps"),
                 "epochs": run.get("epochs"), "train_seconds": run.get("train_seconds"),
                 "source_checkpoint": os.path.basename(checkpoint), "checkpoint_batches": step // 2 if step else None,

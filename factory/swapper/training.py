@@ -134,6 +134,16 @@ class SwapperModule(pl.LightningModule):
         n = min(self.hparams.calibration_faces, len(dataset))
         self.swapper.calibrate(torch.stack([dataset.face(i) for i in range(n)]).to(self.device))
 
+    def landmark_loss(self, shipped: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """L1 between the O-net readings (`lm_features`: all 5 points or their pose proxies) of the shipped
+        swap and of its target x: the target's head pose (and with `points`, mouth) survives."""
+        with torch.no_grad():
+            lm_x = self.landmarks(x)
+        lm_s = self.landmarks(shipped)
+        if self.hparams.lm_features == "pose":
+            lm_s, lm_x = Landmarks.pose(lm_s), Landmarks.pose(lm_x)
+        return F.l1_loss(lm_s, lm_x)
+
     def training_step(self, batch, _):
         hp = self.hparams
         opt_g, opt_d = self.optimizers()
@@ -171,14 +181,7 @@ class SwapperModule(pl.LightningModule):
             fm = sum(F.l1_loss(a, b) for a, b in zip(f_rec, f_real)) / len(f_rec)
         id_loss = identity_loss(sw, shipped, id_b[0], self.augment, hp.id_copies)
         attr = sum(F.mse_loss(a, b.detach()) for a, b in zip(sw.texture(swap), texture)) / len(texture)
-        lm = rec_loss.new_zeros(())
-        if self.landmarks is not None:  # the shipped swap keeps the target's 5-point geometry (pose, mouth)
-            with torch.no_grad():
-                lm_x = self.landmarks(x)
-            lm_s = self.landmarks(shipped)
-            if hp.lm_features == "pose":
-                lm_s, lm_x = Landmarks.pose(lm_s), Landmarks.pose(lm_x)
-            lm = F.l1_loss(lm_s, lm_x)
+        lm = self.landmark_loss(shipped, x) if self.landmarks is not None else rec_loss.new_zeros(())
         g_loss = (hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr + hp.w_fm * fm
                   + hp.w_lm * lm)
         self.manual_backward(g_loss)
@@ -205,7 +208,7 @@ class SwapperModule(pl.LightningModule):
         self.log("val/id_cos", F.cosine_similarity(e_swap, id_b[0]).mean(), prog_bar=True)
         self.log("val/id_cos_target", F.cosine_similarity(e_swap, id_x[0]).mean())
         if self.landmarks is not None:
-            self.log("val/landmarks", F.l1_loss(self.landmarks(shipped), self.landmarks(x)))
+            self.log("val/landmarks", self.landmark_loss(shipped, x))
         if batch_idx == 0 and self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
             n = self.hparams.grid_faces
             save_grid([x[:n], ident_faces[:n], shipped[:n], rec[:n]],
