@@ -62,7 +62,7 @@ class Swap(Method):
 
     name = "swap"
 
-    def __init__(self, checkpoint: str, batch_size: int = 64, fallback: str | None = None, mask: str = "mesh"):
+    def __init__(self, checkpoint: str, batch_size: int = 8, fallback: str | None = None, mask: str = "mesh"):
         super().__init__()
         from factory.swapper.networks import load_swapper
 
