@@ -47,9 +47,12 @@ class TightCropPad(A.ImageOnlyTransform):
                                   cv2.BORDER_REFLECT_101)
 
 
-def train_augment(strength: float = 1.0, tight_crop: float = 0.0) -> A.Compose:
+def train_augment(strength: float = 1.0, tight_crop: float = 0.0, degrade: float = 0.0) -> A.Compose:
     """Flips, small shifts, colour jitter and mild blur/JPEG — never enough to change the label — and,
-    with probability `tight_crop`, the reflect padding a tight input crop gets at alignment."""
+    with probability `tight_crop`, the reflect padding a tight input crop gets at alignment; with
+    probability `degrade`, one of the factory's perturbations (any type, level 1–5) on top."""
+    from factory.dataset.perturbations import PERTURBATIONS
+
     return A.Compose([
         TightCropPad(p=tight_crop),
         A.HorizontalFlip(p=0.5),
@@ -58,6 +61,7 @@ def train_augment(strength: float = 1.0, tight_crop: float = 0.0) -> A.Compose:
         A.ColorJitter(0.15, 0.15, 0.15, 0.02, p=0.5 * strength),
         A.OneOf([A.GaussianBlur(sigma_limit=(0.2, 0.8), blur_limit=0), A.ImageCompression(quality_range=(60, 95))],
                 p=0.3 * strength),
+        A.OneOf([make(level) for make in PERTURBATIONS.values() for level in range(1, 6)], p=degrade),
     ])
 
 
@@ -150,7 +154,7 @@ def collate(batch):
 
 class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
-                 shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
+                 shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0, degrade: float = 0.0,
                  online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), tight_crop: float = 0.0,
                  exclude_methods=None):
         super().__init__()
@@ -176,7 +180,7 @@ class ShardDataModule(pl.LightningDataModule):
         world = self.trainer.world_size if self.trainer else 1
         epoch = self.trainer.current_epoch if self.trainer else 0
         online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch) if hp.online_share else None
-        ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop),
+        ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop, hp.degrade),
                            hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online,
                            hp.exclude_methods)
         ds = ds.with_length(self.train_count // world)
