@@ -21,6 +21,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from factory.common.shards import split_urls
+from factory.dataset.perturbations import PERTURBATIONS
 from factory.ingest.facedata import to_tensor
 
 
@@ -51,8 +52,6 @@ def train_augment(strength: float = 1.0, tight_crop: float = 0.0, degrade: float
     """Flips, small shifts, colour jitter and mild blur/JPEG — never enough to change the label — and,
     with probability `tight_crop`, the reflect padding a tight input crop gets at alignment; with
     probability `degrade`, one of the factory's perturbations (any type, level 1–5) on top."""
-    from factory.dataset.perturbations import PERTURBATIONS
-
     return A.Compose([
         TightCropPad(p=tight_crop),
         A.HorizontalFlip(p=0.5),
@@ -154,8 +153,8 @@ def collate(batch):
 
 class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
-                 shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0, degrade: float = 0.0,
-                 online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), tight_crop: float = 0.0,
+                 shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
+                 online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), tight_crop: float = 0.0, degrade: float = 0.0,
                  exclude_methods=None):
         super().__init__()
         if isinstance(exclude_methods, str):

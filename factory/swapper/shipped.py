@@ -33,8 +33,9 @@ def previous_history(weights_dir: str) -> list[dict]:
 def ship_swapper(checkpoint: str, weights_dir: str, report: dict, run: dict, data: dict,
                  grid: str | None = None) -> dict:
     """Write `swapper.pt` + `manifest.json` (+ the evaluation grid) into `weights_dir`; returns the manifest."""
-    module = SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu")
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)  # read once: module, timer and step
+    module = SwapperModule(**ckpt["hyper_parameters"])
+    module.load_state_dict(ckpt["state_dict"])
     if run.get("train_seconds") is None:  # Lightning's Timer keeps the training time in the checkpoint
         state = ckpt.get("callbacks", {})
         timer = next((v for k, v in state.items() if k.startswith("Timer")), {})
