@@ -21,16 +21,44 @@ def test_transformed_identity_loss_is_differentiable_and_seeded():
     augment = identity_augment()
     swap = faces.clone().requires_grad_(True)
     torch.manual_seed(1)
-    loss = identity_loss(sw, swap, source, augment, copies=2)
+    loss, _ = identity_loss(sw, swap, source, augment, copies=2)
     loss.backward()
     assert swap.grad is not None and swap.grad.abs().sum() > 0
     torch.manual_seed(1)
-    again = identity_loss(sw, swap, source, augment, copies=2)
+    again, _ = identity_loss(sw, swap, source, augment, copies=2)
     torch.manual_seed(2)
-    other = identity_loss(sw, swap, source, augment, copies=2)
+    other, _ = identity_loss(sw, swap, source, augment, copies=2)
     assert float(again) == pytest.approx(float(loss), abs=1e-6)  # same seed, same transforms
     assert abs(float(other) - float(loss)) > 1e-6  # another seed draws other transforms
     assert 0 <= float(loss) <= 2
+
+
+def test_feature_moments_loss_separates_real_from_degraded_faces(small_faces):
+    """On real faces the moments loss is zero against themselves, grows when one set is blurred, and
+    passes gradients to the degraded set's pixels only through the recogniser."""
+    import torchvision.transforms.functional as TF
+
+    from factory.identity.encoders import DlibEncoder
+    from factory.ingest.facedata import decode, to_tensor
+    from factory.swapper.networks import FaceSwapper
+    from factory.swapper.training import RunningMoments, feature_moments_loss
+
+    items = load_faces(str(small_faces["dir"]), "train")[:16]
+    faces = torch.nn.functional.interpolate(torch.stack([to_tensor(decode(it["jpg"])) for it in items]), size=64,
+                                            mode="bilinear", antialias=True, align_corners=False)
+    sw = FaceSwapper(DlibEncoder(), size=64, width=8)
+    sw.calibrate(faces)
+    real = sw.identity_features(faces)
+    assert float(feature_moments_loss(real, real)) == pytest.approx(0.0, abs=1e-8)
+    blurred = TF.gaussian_blur(faces, 9, 2.5).requires_grad_(True)
+    loss = feature_moments_loss(sw.identity_features(blurred), real)
+    half = feature_moments_loss(sw.identity_features(faces[:8]), sw.identity_features(faces[8:]))
+    assert float(loss) > float(half) > 0  # blur moves the batch's statistics more than a change of people
+    loss.backward()
+    assert blurred.grad is not None and blurred.grad.abs().sum() > 0
+    running = RunningMoments()  # first batch: the running gap is this batch's gap
+    fake = sw.identity_features(TF.gaussian_blur(faces, 9, 2.5))
+    assert float(running(fake, real)) == pytest.approx(float(feature_moments_loss(fake, real)), rel=1e-5)
 
 
 def test_landmark_term_reads_real_faces_and_is_differentiable(small_faces):
