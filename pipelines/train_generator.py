@@ -28,25 +28,33 @@ def main(cfg: DictConfig) -> dict:
                          _convert_="all")
     result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/id_cos", seed=cfg.seed,
                  init_from=cfg.init_from)
+    if cfg.eval.checkpoint not in ("best", "last"):
+        raise ValueError(f"eval.checkpoint={cfg.eval.checkpoint!r}: best (by the training encoder's val cosine) or last")
+    checkpoint = result["best_checkpoint"] if cfg.eval.checkpoint == "best" else \
+        os.path.join(cfg.out_dir, "checkpoints", "last.ckpt")
     eval_dir = os.path.join(cfg.out_dir, "eval")
     report_path = os.path.join(eval_dir, "swap_report.json")
-    if os.path.exists(report_path) and os.path.getmtime(report_path) > os.path.getmtime(result["best_checkpoint"]):
-        with open(report_path) as f:  # this checkpoint is already evaluated
+    report = None
+    if os.path.exists(report_path) and os.path.getmtime(report_path) > os.path.getmtime(checkpoint):
+        with open(report_path) as f:
             report = json.load(f)
-    else:
-        swapper = SwapperModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu").swapper
+        if report.get("checkpoint") != os.path.basename(checkpoint):  # another checkpoint's figures
+            report = None
+    if report is None:
+        swapper = SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu").swapper
         judge = instantiate(cfg.judge)
         judges = {judge.name: judge}
         if cfg.eval.report_training_encoder:  # shown beside the judge, never counted as one
             judges[swapper.identity.name] = swapper.identity
         report = evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
                                   cfg.eval.jpeg_quality, trained_against=swapper.identity.name,
-                                  mask=cfg.data.get("mask", "mesh"), baselines={"warp_blend": warp_blend_faces})
+                                  mask=cfg.data.get("mask", "mesh"), baselines={"warp_blend": warp_blend_faces},
+                                  checkpoint=os.path.basename(checkpoint))
     print(summary_table(report))
     if cfg.ship_dir:  # the measured checkpoint becomes the repository's shipped swapper
         data = {"faces_dir": os.path.relpath(cfg.paths.faces_dir, cfg.paths.output_dir), "sources": cfg.data.sources,
                 "batch_size": cfg.data.batch_size, "seed": cfg.seed}
-        ship_swapper(result["best_checkpoint"], cfg.ship_dir, report, {**result, "init_from": cfg.init_from}, data,
+        ship_swapper(checkpoint, cfg.ship_dir, report, {**result, "init_from": cfg.init_from}, data,
                      os.path.join(eval_dir, "swap_grid.png"))
         print(f"shipped to {cfg.ship_dir}")
     return {**result, "eval": report}

@@ -215,7 +215,8 @@ def reconstruction(swapper, faces_dir: str, n: int = 500, sources: Sequence[str]
 
 def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str, out_dir: str, n_pairs: int = 1000,
                      seed: int = 0, jpeg_quality: int = 95, trained_against: str = "", mesh: bool = True,
-                     mesh_faces: int = 300, mask: str = "mesh", baselines: dict | None = None) -> dict:
+                     mesh_faces: int = 300, mask: str = "mesh", baselines: dict | None = None,
+                     checkpoint: str = "") -> dict:
     """The swapper beside its baselines (reconstruction, the unswapped target, the source face, and any
     `baselines`: name → fn(targets, sources, target landmarks, source landmarks) → uint8 faces, e.g. the
     factory's graphics warp-and-blend) on the same held-out pairs, scored as shipped (blend + JPEG) and,
@@ -238,7 +239,7 @@ def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str
               "baseline_target": jpeg(u8[tgt]), "baseline_source": jpeg(u8[src])}
     detector = FaceDetector()
     face_mesh = FaceMesh() if mesh else None
-    report = {"judges": {n: type(j).__name__ for n, j in judges.items()}, "trained_against": trained_against,
+    report = {"checkpoint": checkpoint, "judges": {n: type(j).__name__ for n, j in judges.items()}, "trained_against": trained_against,
               "size": swapper.size, "jpeg_quality": jpeg_quality, "mask": mask, "test_faces": len(test["ids"])}
     for name, images in makers.items():
         report[name] = score_images(images, judges, test, detector, face_mesh, mesh_faces)

@@ -101,25 +101,34 @@ def feature_moments_loss(fake: tuple[torch.Tensor, list[torch.Tensor]],
 class RunningMoments(torch.nn.Module):
     """Moment matching against running averages: a batch of 32 cannot tell swaps from real faces by
     their feature means (its noise is as large as the gap), 500 can (0.037 vs 0.003 for real vs real).
-    Both sides' moments are averaged over batches (`momentum`); the loss pulls this batch's moments
-    along the running gap, and its value is the running gap's `moments_distance`."""
+    Both sides' moments are averaged over batches (`momentum`; buffers, so a resumed run continues them);
+    the loss pulls this batch's moments along the running gap, and its value is the running gap's
+    `moments_distance`."""
 
-    def __init__(self, momentum: float = 0.98):
+    def __init__(self, dim: int, map_channels: tuple[int, ...] = (), momentum: float = 0.98):
         super().__init__()
         self.momentum = momentum
-        self.fake: list[torch.Tensor] | None = None
-        self.real: list[torch.Tensor] | None = None
+        sizes = [dim, *map_channels, *map_channels]  # the layout of `feature_moments`
+        for side in ("fake", "real"):
+            for i, n in enumerate(sizes):
+                self.register_buffer(f"{side}{i}", torch.zeros(n))
+        self.register_buffer("started", torch.tensor(False))
+        self.count = len(sizes)
 
-    def _update(self, old, new):
-        return [n.detach().clone() for n in new] if old is None else \
-            [self.momentum * o + (1 - self.momentum) * n.detach() for o, n in zip(old, new)]
+    def _running(self, side: str) -> list[torch.Tensor]:
+        return [getattr(self, f"{side}{i}") for i in range(self.count)]
 
     def forward(self, fake: tuple[torch.Tensor, list[torch.Tensor]],
                 real: tuple[torch.Tensor, list[torch.Tensor]]) -> torch.Tensor:
-        now = feature_moments(*fake)
-        self.fake, self.real = self._update(self.fake, now), self._update(self.real, feature_moments(*real))
-        surrogate = [f + (n - n.detach()) for f, n in zip(self.fake, now)]  # running value, this batch's gradient
-        return moments_distance(surrogate, self.real)
+        now, ref = feature_moments(*fake), feature_moments(*real)
+        keep = self.momentum if bool(self.started) else 0.0
+        with torch.no_grad():
+            for side, values in (("fake", now), ("real", ref)):
+                for old, new in zip(self._running(side), values):
+                    old.mul_(keep).add_((1 - keep) * new.detach())
+        self.started.fill_(True)
+        surrogate = [f + (n - n.detach()) for f, n in zip(self._running("fake"), now)]  # running value, batch gradient
+        return moments_distance(surrogate, self._running("real"))
 
 
 class Landmarks(torch.nn.Module):
@@ -171,12 +180,21 @@ class SwapperModule(pl.LightningModule):
         if lm_features not in ("points", "pose"):
             raise ValueError(f"lm_features={lm_features!r}: points (all 5) or pose (yaw/pitch/roll proxies)")
         self.landmarks = Landmarks() if w_lm > 0 else None
-        self.moments = RunningMoments() if w_moments > 0 else None
+        self.moments = RunningMoments(self.swapper.identity.embedding_dim, self.swapper.decoder.map_channels) \
+            if w_moments > 0 else None
 
     def load_shipped(self, path: str) -> None:
         """Start from shipped weights (texture encoder, decoder, centring); the discriminator starts fresh."""
         shipped = load_shipped(path)
         self.swapper.load_state_dict(shipped.shipped_state(), strict=False)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint made without the moments term (or before its running averages were saved) resumes
+        with it switched on: its averages start afresh."""
+        state = checkpoint["state_dict"]
+        for k, v in self.state_dict().items():
+            if k.startswith("moments.") and k not in state:
+                state[k] = v.clone()
 
     def on_fit_start(self) -> None:
         """Centre the identity features on training faces once (a resumed run keeps its saved centring);

@@ -56,7 +56,7 @@ def test_feature_moments_loss_separates_real_from_degraded_faces(small_faces):
     assert float(loss) > float(half) > 0  # blur moves the batch's statistics more than a change of people
     loss.backward()
     assert blurred.grad is not None and blurred.grad.abs().sum() > 0
-    running = RunningMoments()  # first batch: the running gap is this batch's gap
+    running = RunningMoments(sw.identity.embedding_dim, sw.decoder.map_channels)  # first batch: the running gap is this batch's gap
     fake = sw.identity_features(TF.gaussian_blur(faces, 9, 2.5))
     assert float(running(fake, real)) == pytest.approx(float(feature_moments_loss(fake, real)), rel=1e-5)
 
@@ -125,3 +125,13 @@ def test_tiny_training_steps_reduce_losses(small_faces, tmp_path):
     fresh.load_shipped(str(tmp_path / "swapper.pt"))
     assert bool(fresh.swapper.calibrated)
     torch.testing.assert_close(fresh.swapper.swap(x, b), shipped.swap(x, b))
+
+
+def test_checkpoint_without_moments_resumes_with_them(tiny_swapper_ckpt):
+    """A run made without the moments term loads with it switched on; the running averages are part of
+    the saved state, so a resumed run continues them."""
+    from factory.swapper.training import SwapperModule
+
+    module = SwapperModule.load_from_checkpoint(tiny_swapper_ckpt, map_location="cpu", w_moments=1.0)
+    assert module.moments is not None and not bool(module.moments.started)
+    assert any(k.startswith("moments.") for k in module.state_dict())
