@@ -35,6 +35,7 @@ def ship_swapper(checkpoint: str, weights_dir: str, report: dict, run: dict, dat
     """Write `swapper.pt` + `manifest.json` (+ the evaluation grid) into `weights_dir`; returns the manifest."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)  # read once: module, timer and step
     module = SwapperModule(**ckpt["hyper_parameters"])
+    module.on_load_checkpoint(ckpt)  # as Lightning would: fills state the checkpoint predates
     module.load_state_dict(ckpt["state_dict"])
     if run.get("train_seconds") is None:  # Lightning's Timer keeps the training time in the checkpoint
         state = ckpt.get("callbacks", {})
