@@ -190,9 +190,11 @@ class SwapperModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint made without the moments term (or before its running averages were saved) resumes
-        with it switched on: its averages start afresh."""
-        state = checkpoint["state_dict"]
-        for k, v in self.state_dict().items():
+        with it switched on — its averages start afresh —, and one made with it loads with it off."""
+        state, own = checkpoint["state_dict"], self.state_dict()
+        for k in [k for k in state if k.startswith("moments.") and k not in own]:
+            del state[k]
+        for k, v in own.items():
             if k.startswith("moments.") and k not in state:
                 state[k] = v.clone()
 

@@ -135,3 +135,10 @@ def test_checkpoint_without_moments_resumes_with_them(tiny_swapper_ckpt):
     module = SwapperModule.load_from_checkpoint(tiny_swapper_ckpt, map_location="cpu", w_moments=1.0)
     assert module.moments is not None and not bool(module.moments.started)
     assert any(k.startswith("moments.") for k in module.state_dict())
+    path = tiny_swapper_ckpt + ".moments.ckpt"
+    checkpoint = torch.load(tiny_swapper_ckpt, map_location="cpu", weights_only=False)
+    checkpoint["state_dict"] = module.state_dict()
+    checkpoint["hyper_parameters"]["w_moments"] = 1.0
+    torch.save(checkpoint, path)
+    off = SwapperModule.load_from_checkpoint(path, map_location="cpu", w_moments=0.0)  # and back: the term off
+    assert off.moments is None
