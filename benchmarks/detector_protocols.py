@@ -3,6 +3,9 @@
     python -m benchmarks.detector_protocols lomo [minutes_per_detector] [train_detector overrides ...]
     python -m benchmarks.detector_protocols zoo  [minutes_per_detector] [train_detector overrides ...]
 
+An override `dataset_dir=<shards>` picks the dataset for training and evaluation alike; `name=<suffix>`
+is appended to every detector's and report's name (e.g. `dataset_dir=outputs/dataset_big name=_big`).
+
 `lomo`: for every method in the dataset, a detector trained (and validated) without that method's fakes
 (`train_detector holdout=<method>`, named `without_<method>`), then one `evaluate` of all of them: the
 report's leave-one-method-out table is each detector's AUC on the method it never saw.
@@ -35,21 +38,25 @@ def run(args: list[str]) -> None:
 
 def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
     out = REPO_ROOT / "outputs"
+    options = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ("dataset_dir", "name"))
+    overrides = tuple(o for o in overrides if o.split("=", 1)[0] not in ("dataset_dir", "name"))
+    dataset, suffix = options.get("dataset_dir", str(out / "dataset")), options.get("name", "")
+    overrides = (f"dataset_dir={dataset}", *overrides)
     budget = [f"++trainer.max_time=00:00:{minutes:02d}:00", "trainer.max_epochs=100", "early_stopping.patience=100"]
     if protocol == "lomo":
-        names = {f"without_{m}": m for m in methods_in(str(out / "dataset"))}
+        names = {f"without_{m}{suffix}": m for m in methods_in(dataset)}
         for name, method in names.items():
             run(["pipelines.train_detector", f"holdout={method}", f"name={name}", *budget, *overrides])
     elif protocol == "zoo":
-        names = {f"zoo_{b}": b for b in ZOO}
+        names = {f"zoo_{b}{suffix}": b for b in ZOO}
         for name, backbone in names.items():
             run(["pipelines.train_detector", f"detector_model={backbone}", f"name={name}", *budget, *overrides])
     else:
         raise SystemExit("protocol: lomo or zoo")
     detectors = ",".join(f"{n}:{out}/detectors/{n}/checkpoints/best.ckpt" for n in names)
     sweep = "robustness_faces=0" if protocol == "lomo" else "robustness_faces=2000"  # LOMO asks one question
-    run(["pipelines.evaluate", "~detectors", f"+detectors={{{detectors}}}", sweep,
-         f"out_dir={out}/reports/detectors/{protocol}"])
+    run(["pipelines.evaluate", f"data.shards={dataset}", "~detectors", f"+detectors={{{detectors}}}", sweep,
+         f"out_dir={out}/reports/detectors/{protocol}{suffix}"])
 
 
 if __name__ == "__main__":

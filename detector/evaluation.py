@@ -119,6 +119,18 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
+def leave_one_method_out(matrix: dict[str, dict]) -> dict[str, float | None]:
+    """Held-out method → AUC of the detector trained without it, on its fakes: from the per-method AUC
+    matrix, detectors named `without_<method>` (any suffix, e.g. `without_swap_big`)."""
+    lomo = {}
+    for name, row in matrix.items():
+        held = [m for m in row if name.startswith(f"without_{m}")]
+        if held:
+            method = max(held, key=len)  # the longest match: a method named like another's prefix
+            lomo[method] = row[method]
+    return lomo
+
+
 def markdown(report: dict) -> str:
     lines = [f"# Detector benchmark", "", f"Data: `{report['data']['source']}` ({report['data']['n']} faces: "
              f"{report['data']['n_real']} real, {report['data']['n_fake']} fake).", ""]
@@ -148,7 +160,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {'–' if t is None else f'{t:.2f}'} | {_fmt(c.get('ece_before'))} → "
                      f"{_fmt(c.get('ece_after'))} | {_fmt(c.get('brier_before'))} → {_fmt(c.get('brier_after'))} |")
     matrix = report.get("method_matrix")
-    lomo = {n[len("without_"):]: row.get(n[len("without_"):]) for n, row in (matrix or {}).items() if n.startswith("without_")}
+    lomo = leave_one_method_out(matrix or {})
     if lomo:
         lines += ["", "Leave-one-method-out: AUC of the detector trained without a method on that method's fakes vs all reals:",
                   "", "| held-out method | AUC |", "|---|---|", *(f"| {m} | {_fmt(a)} |" for m, a in sorted(lomo.items()))]

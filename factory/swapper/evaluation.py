@@ -1,6 +1,7 @@
 """Held-out evaluation of a swapper as it ships: identity transfer by judges (at least one the swapper
 never trained against), pose and expression kept from the target (dense face mesh), realism (Fréchet
-distance in each judge's features, sharpness) — beside baselines (reconstruction, the unswapped target,
+distance in each judge's features against the test gallery and against a held-out real reference,
+sharpness) — beside baselines (reconstruction, the unswapped target,
 the source face, the graphics warp-and-blend).
 
 Every output is scored as the factory ships it (blended into the target with the soft face mask, JPEG at
@@ -150,6 +151,23 @@ def ship(faces: np.ndarray, targets: np.ndarray, target_lm: np.ndarray, quality:
     return jpeg_roundtrip(np.stack([im for im, _ in blend_into_targets(faces, targets, target_lm, mask)]), quality)
 
 
+def real_reference(judges: dict[str, IdentityEncoder], faces_dir: str, size: int, detector: FaceDetector,
+                   n: int = 1000, seed: int = 0, quality: int = 95, split: str = "val",
+                   sources: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Each judge's features of `n` seeded real faces of another split (no image or identity shared with
+    the test pairs), JPEG-encoded and re-detected exactly as the scored outputs are: the reference that
+    real targets and swaps are both measured against (FID's two independent samples)."""
+    items = load_faces(faces_dir, split, sources)
+    pick = np.sort(np.random.default_rng(seed).choice(len(items), min(n, len(items)), replace=False))
+    images = jpeg_roundtrip(np.stack([resize(decode(items[i]["jpg"]), size) for i in pick]), quality)
+    landmarks = detect_landmarks(detector, images)
+    reference = {}
+    for name, judge in judges.items():
+        emb, found = embed_redetected(judge, images, landmarks)
+        reference[name] = emb[found]
+    return reference
+
+
 @torch.inference_mode()
 def held_out_pairs(judges: dict[str, IdentityEncoder], faces_dir: str, size: int, n_pairs: int = 1000,
                    seed: int = 0, sources: Sequence[str] | None = None, batch_size: int = 64) -> dict:
@@ -170,7 +188,8 @@ def held_out_pairs(judges: dict[str, IdentityEncoder], faces_dir: str, size: int
 def score_images(images: np.ndarray, judges: dict[str, IdentityEncoder], test: dict, detector: FaceDetector,
                  mesh: FaceMesh | None, mesh_faces: int = 300) -> dict:
     """Figures for one maker's uint8 outputs (one per pair): per judge, identity retrieval after MTCNN
-    re-detection and re-alignment into the judge's frame, and Fréchet distance in its features; pose and
+    re-detection and re-alignment into the judge's frame, and Fréchet distance in its features to the test
+    gallery (which holds the pairs' own faces) and, when `test` has one, to the held-out reference; pose and
     expression error against the target by the face mesh; sharpness ratio to the target."""
     pairs = test["pairs"]
     targets = test["faces_u8"][pairs[:, 0]]
@@ -180,6 +199,9 @@ def score_images(images: np.ndarray, judges: dict[str, IdentityEncoder], test: d
         emb, found = embed_redetected(judge, images, landmarks)
         scores = identity_scores(emb, found, test["gallery"][name], test["ids"], pairs)
         scores["frechet"] = frechet_distance(test["gallery"][name], emb[found]) if found.sum() > 2 else float("nan")
+        if "reference" in test:  # independent real sample: real targets are scored against it like swaps
+            scores["frechet_heldout"] = (frechet_distance(test["reference"][name], emb[found]) if found.sum() > 2
+                                         else float("nan"))
         result[name] = scores
     result["sharpness_ratio"] = float(np.median(sharpness(images) / np.maximum(sharpness(targets), 1e-6)))
     if mesh is not None:
@@ -238,9 +260,11 @@ def evaluate_swapper(swapper, judges: dict[str, IdentityEncoder], faces_dir: str
               **{name: jpeg(fn(u8[tgt], u8[src], lm[tgt], lm[src])) for name, fn in (baselines or {}).items()},
               "baseline_target": jpeg(u8[tgt]), "baseline_source": jpeg(u8[src])}
     detector = FaceDetector()
+    test["reference"] = real_reference(judges, faces_dir, swapper.size, detector, n_pairs, seed, jpeg_quality)
     face_mesh = FaceMesh() if mesh else None
     report = {"checkpoint": checkpoint, "judges": {n: type(j).__name__ for n, j in judges.items()}, "trained_against": trained_against,
-              "size": swapper.size, "jpeg_quality": jpeg_quality, "mask": mask, "test_faces": len(test["ids"])}
+              "size": swapper.size, "jpeg_quality": jpeg_quality, "mask": mask, "test_faces": len(test["ids"]),
+              "reference_faces": {n: len(r) for n, r in test["reference"].items()}}
     for name, images in makers.items():
         report[name] = score_images(images, judges, test, detector, face_mesh, mesh_faces)
     report["reconstruction"]["quality"] = reconstruction(swapper, faces_dir)
@@ -281,7 +305,8 @@ def summary_table(report: dict) -> str:
         row(f"{judge}{tag}: retrieved as target", lambda r: 100 * r[judge]["retrieved_as_target"], "{:.1f} %")
         row(f"{judge}{tag}: cosine to source / target",
             lambda r: f"{r[judge]['cos_to_source']:.3f} / {r[judge]['cos_to_target']:.3f}", "{}")
-        row(f"{judge}{tag}: Fréchet distance", lambda r: r[judge]["frechet"])
+        row(f"{judge}{tag}: Fréchet distance to test gallery", lambda r: r[judge]["frechet"])
+        row(f"{judge}{tag}: Fréchet distance to held-out reals", lambda r: r[judge]["frechet_heldout"])
     row("undetected by MTCNN", lambda r: r["undetected"], "{}")
     row("sharpness ratio to target", lambda r: r["sharpness_ratio"], "{:.2f}")
     row("pose error vs target (deg, mean of yaw/pitch/roll)", lambda r: r["pose_error_deg"]["mean"], "{:.2f}")

@@ -109,3 +109,11 @@ def test_robustness_sweep_perturbs_both_classes_of_real_faces(small_faces):
     again = sweep({"lap": sharpness}, x, y, metas, jpeg_quality=95, max_faces=60, seed=0)["lap"]
     assert again == curves
     assert sweep({"lap": sharpness}, x, y, metas, 95, max_faces=0) == {}
+
+
+def test_leave_one_method_out_reads_each_detector_on_its_held_out_method():
+    from detector.evaluation import leave_one_method_out
+
+    matrix = {"without_swap_big": {"swap": 0.7, "self_blend": 0.9}, "without_self_blend": {"swap": 0.8, "self_blend": 0.6},
+              "resnet10t": {"swap": 0.99, "self_blend": 0.98}}
+    assert leave_one_method_out(matrix) == {"swap": 0.7, "self_blend": 0.6}

@@ -84,3 +84,23 @@ def test_evaluate_swapper_end_to_end_with_baselines(small_faces, tmp_path):
     assert src["expression_error"] > 2 * tgt["expression_error"]
     assert report["trained_against"] == "dlib" and {"swap", "swap_decoder_output", "warp_blend"} <= set(report)
     assert 0 < report["reconstruction"]["quality"]["ssim"] < 1
+    # realism against held-out reals (val split): real targets sit nearer to them than an untrained swap
+    # (whose outputs MTCNN mostly misses: then there is no distance, nan)
+    assert report["reference_faces"]["sface"] > 2 and 0 < tgt["sface"]["frechet_heldout"] < np.inf
+    assert not report["swap_decoder_output"]["sface"]["frechet_heldout"] <= tgt["sface"]["frechet_heldout"]
+
+
+def test_real_reference_shares_no_identity_with_the_test_split(small_faces):
+    """The realism reference is real val faces found again like the scored outputs: seeded, and no
+    identity of the test pairs is among them."""
+    from factory.identity.encoders import SFaceEncoder
+    from factory.ingest.facedata import load_faces
+    from factory.ingest.faces import FaceDetector
+    from factory.swapper.evaluation import real_reference
+
+    judge, detector = SFaceEncoder(), FaceDetector()
+    a = real_reference({"sface": judge}, str(small_faces["dir"]), 64, detector, n=6, seed=1)["sface"]
+    b = real_reference({"sface": judge}, str(small_faces["dir"]), 64, detector, n=6, seed=1)["sface"]
+    assert 2 < len(a) <= 6 and np.array_equal(a, b)
+    ids = {split: {it["meta"]["identity"] for it in load_faces(str(small_faces["dir"]), split)} for split in ("val", "test")}
+    assert ids["val"] and not ids["val"] & ids["test"]
