@@ -38,10 +38,10 @@ def run(args: list[str]) -> None:
 
 def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
     out = REPO_ROOT / "outputs"
-    options = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ("dataset_dir", "name"))
-    overrides = tuple(o for o in overrides if o.split("=", 1)[0] not in ("dataset_dir", "name"))
+    ours = {"dataset_dir", "name"}  # read here; every other override goes to train_detector as given
+    options = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ours)
     dataset, suffix = options.get("dataset_dir", str(out / "dataset")), options.get("name", "")
-    overrides = (f"dataset_dir={dataset}", *overrides)
+    overrides = (f"dataset_dir={dataset}", *(o for o in overrides if o.split("=", 1)[0] not in ours))
     budget = [f"++trainer.max_time=00:00:{minutes:02d}:00", "trainer.max_epochs=100", "early_stopping.patience=100"]
     if protocol == "lomo":
         names = {f"without_{m}{suffix}": m for m in methods_in(dataset)}

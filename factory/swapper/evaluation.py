@@ -198,10 +198,11 @@ def score_images(images: np.ndarray, judges: dict[str, IdentityEncoder], test: d
     for name, judge in judges.items():
         emb, found = embed_redetected(judge, images, landmarks)
         scores = identity_scores(emb, found, test["gallery"][name], test["ids"], pairs)
-        scores["frechet"] = frechet_distance(test["gallery"][name], emb[found]) if found.sum() > 2 else float("nan")
+        refs = {"frechet": test["gallery"][name]}
         if "reference" in test:  # independent real sample: real targets are scored against it like swaps
-            scores["frechet_heldout"] = (frechet_distance(test["reference"][name], emb[found]) if found.sum() > 2
-                                         else float("nan"))
+            refs["frechet_heldout"] = test["reference"][name]
+        for key, ref in refs.items():
+            scores[key] = frechet_distance(ref, emb[found]) if found.sum() > 2 else float("nan")
         result[name] = scores
     result["sharpness_ratio"] = float(np.median(sharpness(images) / np.maximum(sharpness(targets), 1e-6)))
     if mesh is not None:
