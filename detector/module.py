@@ -38,10 +38,13 @@ class DetectorModule(pl.LightningModule):
         self.val_auc.reset()
 
     def configure_optimizers(self):
-        from factory.common.training import warmup_cosine
+        from factory.common.training import time_used, warmup_cosine
 
         hp = self.hparams
         opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, min(hp.warmup_steps, total // 4), total))
+        warmup = min(hp.warmup_steps, total // 4)
+        # the cosine ends where the run ends: at max_epochs, or at max_time if the time box comes first
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, warmup, total, used=time_used(self.trainer)))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -63,9 +63,20 @@ def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_
     return result
 
 
-def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.01) -> float:
-    """LR factor: linear warm-up over `warmup` steps, then cosine decay to `floor`."""
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.01, used: float = 0.0) -> float:
+    """LR factor: linear warm-up over `warmup` steps, then cosine decay to `floor`. `used` (the share of
+    a time box spent, see `time_used`) moves the decay on when time, not steps, ends the run first."""
     if step < warmup:
         return (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = min(1.0, max((step - warmup) / max(1, total - warmup), used))
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def time_used(trainer: pl.Trainer | None) -> float:
+    """Share of the trainer's `max_time` spent so far (0 without a time box), across resumes; taken from
+    rank 0 so every rank steps with the same learning rate."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None) if trainer else None
+    if timer is None or timer.time_remaining() is None:
+        return 0.0
+    elapsed = timer.time_elapsed()
+    return float(trainer.strategy.broadcast(min(1.0, elapsed / max(1e-9, elapsed + timer.time_remaining()))))
