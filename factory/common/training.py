@@ -52,7 +52,7 @@ def fit(module: pl.LightningModule, datamodule: pl.LightningDataModule, trainer_
     if trainer.is_global_zero and best_path and os.path.exists(best_path):
         shutil.copyfile(best_path, os.path.join(ckpt_dir, "best.ckpt"))
     score = best.best_model_score
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # counts across resumes
+    timer = trainer_timer(trainer)  # counts across resumes
     result = {"best_checkpoint": os.path.join(ckpt_dir, "best.ckpt"),
               "best_score": float(score) if score is not None else None,
               "epochs": trainer.current_epoch, "steps": trainer.global_step, "config_sha256": fingerprint,
@@ -72,10 +72,15 @@ def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.01, used:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def time_used(trainer: pl.Trainer | None) -> float:
+def trainer_timer(trainer: pl.Trainer) -> Timer | None:
+    """Lightning's `Timer` callback of `trainer` (present when `max_time` is set), if any."""
+    return next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+
+
+def time_used(trainer: pl.Trainer) -> float:
     """Share of the trainer's `max_time` spent so far (0 without a time box), across resumes; taken from
     rank 0 so every rank steps with the same learning rate."""
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None) if trainer else None
+    timer = trainer_timer(trainer)
     if timer is None or timer.time_remaining() is None:
         return 0.0
     elapsed = timer.time_elapsed()

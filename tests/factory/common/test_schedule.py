@@ -2,7 +2,7 @@
 import pytest
 import pytorch_lightning as pl
 
-from factory.common.training import time_used, warmup_cosine
+from factory.common.training import time_used, trainer_timer, warmup_cosine
 
 
 def test_warmup_cosine_follows_steps_without_a_time_box():
@@ -24,6 +24,5 @@ def test_time_used_reads_the_trainers_timer_across_a_resume():
     trainer = pl.Trainer(max_time={"seconds": 60}, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False)
     assert time_used(trainer) == 0.0
-    timer = next(c for c in trainer.callbacks if isinstance(c, pl.callbacks.Timer))
-    timer.load_state_dict({"time_elapsed": {"train": 30.0}})  # what a resumed checkpoint restores
+    trainer_timer(trainer).load_state_dict({"time_elapsed": {"train": 30.0}})  # what a resumed checkpoint restores
     assert time_used(trainer) == pytest.approx(0.5)
