@@ -54,7 +54,7 @@ def main(cfg: DictConfig) -> dict:
     if cfg.ship_dir:  # the measured checkpoint becomes the repository's shipped swapper
         data = {"faces_dir": os.path.relpath(cfg.paths.faces_dir, cfg.paths.output_dir), "sources": cfg.data.sources,
                 "batch_size": cfg.data.batch_size, "seed": cfg.seed}
-        ship_swapper(checkpoint, cfg.ship_dir, report, {**result, "init_from": cfg.init_from}, data,
+        ship_swapper(checkpoint, cfg.ship_dir, report, result, data,
                      os.path.join(eval_dir, "swap_grid.png"))
         print(f"shipped to {cfg.ship_dir}")
     return {**result, "eval": report}

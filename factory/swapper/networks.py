@@ -298,6 +298,18 @@ def load_shipped(path: str) -> FaceSwapper:
     return swapper.eval()
 
 
+def shipped_lineage(path: str) -> list[dict]:
+    """The lineage a run started from shipped weights carries: the weights' own history (oldest first)
+    and an entry for the weights themselves (their sha256, batches and training seconds)."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    manifest = torch.load(path, map_location="cpu", weights_only=False).get("manifest", {})
+    return [*manifest.get("history", []), {"sha256": sha, "batches": manifest.get("checkpoint_batches"),
+                                           "train_seconds": manifest.get("train_seconds")}]
+
+
 def load_swapper(path: str) -> FaceSwapper:
     """A trained swapper from a `train_generator` Lightning checkpoint (`.ckpt`) or shipped weights."""
     import os

@@ -18,18 +18,6 @@ from factory.swapper.networks import save_shipped
 from factory.swapper.training import SwapperModule
 
 
-def previous_history(weights_dir: str) -> list[dict]:
-    """The lineage of the weights in `weights_dir` (a run resumed from them extends it): earlier runs'
-    sha256, batches and training seconds, oldest first."""
-    path = os.path.join(weights_dir, "manifest.json")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        old = json.load(f)
-    return [*old.get("history", []), {"sha256": old.get("sha256"), "batches": old.get("checkpoint_batches"),
-                                      "train_seconds": old.get("train_seconds")}]
-
-
 def ship_swapper(checkpoint: str, weights_dir: str, report: dict, run: dict, data: dict,
                  grid: str | None = None) -> dict:
     """Write `swapper.pt` + `manifest.json` (+ the evaluation grid) into `weights_dir`; returns the manifest."""
@@ -47,7 +35,7 @@ def ship_swapper(checkpoint: str, weights_dir: str, report: dict, run: dict, dat
     manifest = {"file": "swapper.pt", "config": dict(module.hparams), "data": data, "steps": run.get("steps"),
                 "epochs": run.get("epochs"), "train_seconds": run.get("train_seconds"),
                 "source_checkpoint": os.path.basename(checkpoint), "checkpoint_batches": step // 2 if step else None,
-                "history": previous_history(weights_dir) if run.get("init_from") else [], "figures": report}
+                "history": module.lineage, "figures": report}  # the checkpoint's own (SwapperModule.load_shipped)
     manifest["sha256"] = save_shipped(module.swapper, dict(module.hparams), path,
                                       {k: v for k, v in manifest.items() if k != "figures"})
     manifest["bytes"] = os.path.getsize(path)

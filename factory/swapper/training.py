@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, load_shipped
+from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, load_shipped, shipped_lineage
 
 
 def save_grid(rows: list[torch.Tensor], path: str) -> None:
@@ -182,15 +182,22 @@ class SwapperModule(pl.LightningModule):
         self.landmarks = Landmarks() if w_lm > 0 else None
         self.moments = RunningMoments(self.swapper.identity.embedding_dim, self.swapper.decoder.map_channels) \
             if w_moments > 0 else None
+        self.lineage: list[dict] = []  # the shipped weights this run descends from (saved in its checkpoints)
 
     def load_shipped(self, path: str) -> None:
         """Start from shipped weights (texture encoder, decoder, centring); the discriminator starts fresh."""
         shipped = load_shipped(path)
         self.swapper.load_state_dict(shipped.shipped_state(), strict=False)
+        self.lineage = shipped_lineage(path)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The lineage travels with the checkpoint, so a copied or resumed checkpoint ships with it."""
+        checkpoint["lineage"] = self.lineage
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint made without the moments term (or before its running averages were saved) resumes
         with it switched on — its averages start afresh —, and one made with it loads with it off."""
+        self.lineage = checkpoint.get("lineage", [])
         state, own = checkpoint["state_dict"], self.state_dict()
         for k in [k for k in state if k.startswith("moments.") and k not in own]:
             del state[k]

@@ -1,5 +1,6 @@
 """One tiny training run of the swapper on real faces lowers the losses it should, its checkpoint
-reloads to identical swaps, shipped weights rebuild it, and the identity loss is differentiable and seeded."""
+reloads to identical swaps, shipped weights rebuild it (and become its lineage), and the identity loss
+is differentiable and seeded."""
 import numpy as np
 import pytest
 import torch
@@ -125,6 +126,13 @@ def test_tiny_training_steps_reduce_losses(small_faces, tmp_path):
     fresh.load_shipped(str(tmp_path / "swapper.pt"))
     assert bool(fresh.swapper.calibrated)
     torch.testing.assert_close(fresh.swapper.swap(x, b), shipped.swap(x, b))
+    # the weights it started from are its lineage, and the lineage travels with its checkpoints
+    assert module.lineage == [] and fresh.lineage == [{"sha256": sha, "batches": None, "train_seconds": None}]
+    checkpoint = {"state_dict": fresh.state_dict()}
+    fresh.on_save_checkpoint(checkpoint)
+    resumed = SwapperModule({"_target_": "factory.identity.encoders.DlibEncoder"}, size=64, width=8, disc_width=8)
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.lineage == fresh.lineage
 
 
 def test_checkpoint_without_moments_resumes_with_them(tiny_swapper_ckpt):
