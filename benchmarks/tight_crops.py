@@ -2,8 +2,12 @@
 them (a box around the face, 224 px), read back through `evaluate`'s folder mode (MTCNN, alignment,
 reflect padding), and scored beside the same faces as stored.
 
-    python -m benchmarks.tight_crops [detector.ckpt] [n_faces] [keep]
+    python -m benchmarks.tight_crops [detector.ckpt] [n_faces] [keep] [crops_from] [stored]
 
+`stored` (default `outputs/dataset`) is the dataset the detector reads; `crops_from` (default: the same)
+is where the crops are cut: the same plan at a higher resolution (`outputs/dataset_128`, made with
+`resolution=px128`, same keys) cuts them from 128 px faces, as public sets cut them from video frames;
+cut from the 64 px faces themselves, the crop is a 64 → 224 px upsampling too (a blur no public crop has).
 Writes `outputs/reports/tight_crops/{real,fake}/*.jpg`, runs the folder evaluation, and prints, per
 class, the mean p(fake) on the stored and on the tight-crop version of the same faces, and both AUCs.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import cv2
@@ -32,12 +37,14 @@ def tight_crop(face: np.ndarray, keep: float = 0.8, size: int = 224) -> np.ndarr
 
 
 def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoints/best.ckpt"), n: int = 1000,
-         keep: float = 0.8) -> dict:
+         keep: float = 0.8, crops_from: str | None = None, stored_dir: str = "outputs/dataset") -> dict:
     from sklearn.metrics import roc_auc_score
 
     root = REPO_ROOT / "outputs" / "reports" / "tight_crops"
+    stored_dir = str(REPO_ROOT / stored_dir)
+    crops_from = str(REPO_ROOT / crops_from) if crops_from else stored_dir
     stored, labels, names = [], [], []
-    for s in iter_samples(str(REPO_ROOT / "outputs" / "dataset"), "test"):
+    for s in iter_samples(stored_dir, "test"):
         if s["json"]["perturbation"]["type"] != "none":
             continue  # clean faces only: the crop is the one change
         stored.append(s["jpg"])
@@ -45,9 +52,16 @@ def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoint
         names.append(s["json"]["key"])
         if len(stored) >= n:
             break
+    source = dict(zip(names, stored))
+    if crops_from != stored_dir:  # the same samples (same plan, same keys) at a higher resolution
+        wanted = set(names)
+        source = {s["json"]["key"]: s["jpg"] for s in iter_samples(crops_from, "test") if s["json"]["key"] in wanted}
+        if set(source) != wanted:
+            raise ValueError(f"{crops_from} lacks {len(wanted - set(source))} of the test keys: not the same plan")
+    shutil.rmtree(root, ignore_errors=True)  # a previous run's crops must not be read back
     for label, sub in ((0, "real"), (1, "fake")):
         os.makedirs(root / sub, exist_ok=True)
-    for face, y, key in zip(stored, labels, names):
+    for face, y, key in zip((source[k] for k in names), labels, names):
         cv2.imwrite(str(root / ("fake" if y else "real") / f"{key}.jpg"), cv2.cvtColor(tight_crop(face, keep), cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 95])
     scorer = load_scorer(detector)
@@ -58,7 +72,8 @@ def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoint
     y = np.array(labels)
     found = np.array([k in by_key for k in names])
     p_t = np.array([by_key.get(k, np.nan) for k in names])
-    result = {"detector": detector, "faces": len(names), "keep": keep, "skipped": read["skipped_by_reason"],
+    result = {"detector": detector, "faces": len(names), "keep": keep, "stored": stored_dir, "crops_from": crops_from,
+              "crop_source_px": int(next(iter(source.values())).shape[0]), "skipped": read["skipped_by_reason"],
               "padded": read["padded"],
               "mean_p_fake": {c: {"stored": float(p_stored[(y == v) & found].mean()), "tight": float(p_t[(y == v) & found].mean())}
                               for c, v in (("real", 0), ("fake", 1))},
@@ -71,4 +86,4 @@ def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoint
 
 if __name__ == "__main__":
     a = sys.argv[1:]
-    main(*(a[:1]), *(int(x) for x in a[1:2]), *(float(x) for x in a[2:3]))
+    main(*(a[:1]), *(int(x) for x in a[1:2]), *(float(x) for x in a[2:3]), *a[3:5])
