@@ -7,7 +7,6 @@ with a soft face mask (`factory.common.masks`).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from factory.common.masks import blend, blend_into_targets, face_mask
+from factory.common.paths import sha256_file
 
 
 @dataclass
@@ -44,14 +44,6 @@ class Method(nn.Module):
 
     def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
         raise NotImplementedError
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Swap(Method):

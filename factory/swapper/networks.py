@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from factory.common.paths import sha256_file
 from factory.identity.encoders import IdentityEncoder
 
 
@@ -272,15 +273,13 @@ class FaceSwapper(nn.Module):
 def save_shipped(swapper: FaceSwapper, config: dict, path: str, manifest: dict | None = None) -> str:
     """Write the swapper's own weights (fp16: half the size, swaps within 1/255) with the config that
     rebuilds it; returns the file's sha256."""
-    import hashlib
     import os
 
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in swapper.shipped_state().items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save({"config": config, "state_dict": state, "manifest": manifest or {}}, path + ".part")
     os.replace(path + ".part", path)
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return sha256_file(path)
 
 
 def load_shipped(path: str) -> FaceSwapper:
@@ -301,12 +300,8 @@ def load_shipped(path: str) -> FaceSwapper:
 def shipped_lineage(path: str) -> list[dict]:
     """The lineage a run started from shipped weights carries: the weights' own history (oldest first)
     and an entry for the weights themselves (their sha256, batches and training seconds)."""
-    import hashlib
-
-    with open(path, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
     manifest = torch.load(path, map_location="cpu", weights_only=False).get("manifest", {})
-    return [*manifest.get("history", []), {"sha256": sha, "batches": manifest.get("checkpoint_batches"),
+    return [*manifest.get("history", []), {"sha256": sha256_file(path), "batches": manifest.get("checkpoint_batches"),
                                            "train_seconds": manifest.get("train_seconds")}]
 
 
