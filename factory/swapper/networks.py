@@ -83,7 +83,8 @@ class Decoder(nn.Module):
     re-styled by the identity (AdaIN). Gates and AdaIN are cheap; the convolutions are the cost.
     """
 
-    def __init__(self, channels: list[int], id_dim: int, blocks: int = 2, map_channels: tuple[int, ...] = ()):
+    def __init__(self, channels: list[int], id_dim: int, blocks: int = 2, map_channels: tuple[int, ...] = (),
+                 refine: int = 0):
         super().__init__()
         coarse = channels[-1]
         self.map_channels = tuple(map_channels)
@@ -99,6 +100,7 @@ class Decoder(nn.Module):
                 self.gates.append(nn.Conv2d(2 * cout, cout, 1))
         # finer identity maps join the first upsampling stages (concatenated, fused by a 1x1 conv)
         self.map_fuse = nn.ModuleList(nn.Conv2d(c + mc, c, 1) for c, mc in zip(outs, map_channels[1:]))
+        self.refine = nn.ModuleList(Refine(channels[0] // 2) for _ in range(refine))
         self.out = nn.Conv2d(channels[0] // 2, 3, 3, 1, 1)
 
     def forward(self, texture: list[torch.Tensor], ident: torch.Tensor,
@@ -124,7 +126,24 @@ class Decoder(nn.Module):
                 gate = torch.sigmoid(self.gates[i](torch.cat([h, fine[i]], dim=1)))
                 h = h + gate * fine[i]
             h = F.leaky_relu(mod(h, ident), 0.2)
+        for block in self.refine:
+            h = block(h)
         return torch.sigmoid(self.out(h))
+
+
+class Refine(nn.Module):
+    """Residual block at the output resolution, twice as wide inside: capacity for detail where the
+    decoder is thinnest (its last stage has width/2 channels). The last convolution starts at zero, so
+    adding blocks to trained weights leaves their output unchanged until training moves them."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(channels, 2 * channels, 3, 1, 1), nn.Conv2d(2 * channels, channels, 3, 1, 1)
+        nn.init.zeros_(self.c2.weight)
+        nn.init.zeros_(self.c2.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.c2(F.leaky_relu(self.c1(h), 0.2))
 
 
 def _resize(m: torch.Tensor, size: int) -> torch.Tensor:
@@ -189,13 +208,13 @@ class FaceSwapper(nn.Module):
     """
 
     def __init__(self, identity: IdentityEncoder, size: int = 64, width: int = 32, levels: int = 3, blocks: int = 2,
-                 id_maps: bool = True):
+                 id_maps: bool = True, refine: int = 0):
         super().__init__()
         self.size, self.levels = size, levels
         self.identity = identity.eval().requires_grad_(False)
         self.texture = TextureEncoder(width, levels)
         map_channels = tuple(identity.map_channels[: levels - 1]) if id_maps else ()
-        self.decoder = Decoder(self.texture.channels, identity.embedding_dim, blocks, map_channels)
+        self.decoder = Decoder(self.texture.channels, identity.embedding_dim, blocks, map_channels, refine)
         self.register_buffer("centre", torch.zeros(identity.embedding_dim))
         for i, c in enumerate(map_channels):
             self.register_buffer(f"map_mean{i}", torch.zeros(c))
@@ -289,7 +308,7 @@ def load_shipped(path: str) -> FaceSwapper:
     blob = torch.load(path, map_location="cpu", weights_only=False)
     cfg = blob["config"]
     swapper = FaceSwapper(instantiate(cfg["identity"]), cfg["size"], cfg["width"], cfg["levels"], cfg["blocks"],
-                          cfg.get("id_maps", True))
+                          cfg.get("id_maps", True), cfg.get("refine", 0))
     missing, unexpected = swapper.load_state_dict({k: v.float() if v.is_floating_point() else v
                                                    for k, v in blob["state_dict"].items()}, strict=False)
     if unexpected or any(not k.startswith("identity.") for k in missing):

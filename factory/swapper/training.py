@@ -166,7 +166,7 @@ class SwapperModule(pl.LightningModule):
     """Texture encoder + decoder (generator) and consistency discriminator with a frozen identity encoder."""
 
     def __init__(self, identity: dict, size: int = 64, width: int = 32, levels: int = 3, blocks: int = 2,
-                 id_maps: bool = True, disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4,
+                 id_maps: bool = True, refine: int = 0, disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: tuple = (0.0, 0.99), w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0,
                  w_attr: float = 10.0, w_fm: float = 0.0, w_lm: float = 0.0, lm_features: str = "points",
                  w_moments: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0,
@@ -174,7 +174,7 @@ class SwapperModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.swapper = FaceSwapper(instantiate(identity), size, width, levels, blocks, id_maps)
+        self.swapper = FaceSwapper(instantiate(identity), size, width, levels, blocks, id_maps, refine)
         self.disc = ConsistencyDiscriminator(self.swapper.identity.embedding_dim, disc_width)
         self.augment = identity_augment(augment_strength)
         if lm_features not in ("points", "pose"):
@@ -185,10 +185,25 @@ class SwapperModule(pl.LightningModule):
         self.lineage: list[dict] = []  # the shipped weights this run descends from (saved in its checkpoints)
 
     def load_shipped(self, path: str) -> None:
-        """Start from shipped weights (texture encoder, decoder, centring); the discriminator starts fresh."""
-        shipped = load_shipped(path)
-        self.swapper.load_state_dict(shipped.shipped_state(), strict=False)
-        self.lineage = shipped_lineage(path)
+        """Start from shipped weights (texture encoder, decoder, centring; the discriminator starts fresh)
+        or from another run's `.ckpt` (discriminator and running moments too; the optimisers start fresh).
+        Parts this config adds (e.g. `refine` blocks, which start as the identity) keep their initial values."""
+        if path.endswith(".ckpt"):
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            state, lineage = ckpt["state_dict"], ckpt.get("lineage", [])
+        else:
+            state, lineage = {f"swapper.{k}": v for k, v in load_shipped(path).shipped_state().items()}, shipped_lineage(path)
+        own = self.state_dict()  # landmarks and moments are built by this config
+        state = {k: v for k, v in state.items() if k in own or not k.startswith(("landmarks.", "moments."))}
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a tensor of another shape (e.g. another width)
+            raise ValueError(f"{path}: weights do not fit this swapper: {str(e).splitlines()[1:2]}") from e
+        new = [k for k in missing if not k.startswith(("swapper.identity.", "disc.", "moments.", "landmarks."))
+               and ".refine." not in k]
+        if unexpected or new:
+            raise ValueError(f"{path}: weights do not fit this swapper (missing {new[:3]}, unexpected {unexpected[:3]})")
+        self.lineage = lineage
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """The lineage travels with the checkpoint, so a copied or resumed checkpoint ships with it."""

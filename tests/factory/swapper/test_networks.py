@@ -6,10 +6,11 @@ from factory.identity.encoders import DlibEncoder, TimmEncoder
 from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, to_canonical
 
 
-@pytest.mark.parametrize("make", [lambda: TimmEncoder(input_size=64), DlibEncoder], ids=["vector", "vector+maps"])
-def test_swapper_shapes_range_and_determinism(make):
+@pytest.mark.parametrize("make,refine", [(lambda: TimmEncoder(input_size=64), 0), (DlibEncoder, 0), (DlibEncoder, 1)],
+                         ids=["vector", "vector+maps", "vector+maps+refine"])
+def test_swapper_shapes_range_and_determinism(make, refine):
     torch.manual_seed(0)
-    sw = FaceSwapper(make(), size=64, width=8)
+    sw = FaceSwapper(make(), size=64, width=8, refine=refine)
     a, b = torch.rand(3, 3, 128, 128), torch.rand(3, 3, 128, 128)
     sw.calibrate(torch.cat([a, b]))
     out = sw.swap(a, b, batch_size=2)

@@ -150,3 +150,22 @@ def test_checkpoint_without_moments_resumes_with_them(tiny_swapper_ckpt):
     torch.save(checkpoint, path)
     off = SwapperModule.load_from_checkpoint(path, map_location="cpu", w_moments=0.0)  # and back: the term off
     assert off.moments is None
+
+
+def test_init_from_a_checkpoint_adds_refine_blocks_as_the_identity(tiny_swapper_ckpt, small_faces):
+    """`init_from=<run>.ckpt` seeds a wider config from another run (discriminator too): the added
+    refine blocks start as the identity, so swaps are unchanged until training moves them; weights of
+    another shape are refused."""
+    from factory.swapper.training import SwapperModule
+
+    source = SwapperModule.load_from_checkpoint(tiny_swapper_ckpt, map_location="cpu")
+    hp = {**dict(source.hparams), "refine": 2}
+    grown = SwapperModule(**hp)
+    grown.load_shipped(tiny_swapper_ckpt)
+    x = swap_batch(load_faces(str(small_faces["dir"]), "train", ["celeba-wild"])[:4])[0]
+    b = torch.roll(x, 1, 0)
+    assert len(grown.swapper.decoder.refine) == 2
+    torch.testing.assert_close(grown.swapper.swap(x, b), source.swapper.swap(x, b), rtol=0, atol=0)
+    torch.testing.assert_close(grown.disc.state_dict(), source.disc.state_dict())
+    with pytest.raises(ValueError, match="do not fit"):
+        SwapperModule(**{**hp, "width": hp["width"] * 2}).load_shipped(tiny_swapper_ckpt)
