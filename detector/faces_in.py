@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 
 from factory.common.images import Skip, load_rgb
-from factory.ingest.faces import FaceDetector, align, find_face
+from factory.ingest.faces import FaceDetector, align, detect_padded, find_face
 from factory.ingest.prepare import AlignConfig
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -32,7 +32,7 @@ def list_images(folder: str) -> list[str]:
 class FaceReader:
     def __init__(self, size: int = 64, jpeg_quality: int = 95, align_cfg: AlignConfig | dict | None = None):
         if isinstance(align_cfg, dict) or align_cfg is None:  # tight face crops are accepted: reflect-padded
-            align_cfg = AlignConfig(**{"allow_grey": True, "max_out_of_frame": 0.8, **(align_cfg or {})})
+            align_cfg = AlignConfig(**{"allow_grey": True, "max_out_of_frame": 0.8, "detect_pad": 0.25, **(align_cfg or {})})
         self.cfg = align_cfg
         self.size, self.quality = size, jpeg_quality
         self.detector = FaceDetector(min_face_size=self.cfg.min_face_size)
@@ -41,7 +41,8 @@ class FaceReader:
         """The image's main face as a canonical crop and its padded share (the part of the crop that lies
         outside the image and is filled by reflection, as for UTKFace's tight crops), or Skip."""
         image, _ = load_rgb(path, min_side=self.cfg.min_image_side, allow_grey=self.cfg.allow_grey)
-        face = find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance)
+        face = find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance,
+                             detect_pad=self.cfg.detect_pad)
         crop, _, oob = align(image, face.landmarks, self.cfg.size)
         if oob > self.cfg.max_out_of_frame:
             raise Skip("face_cut_off", f"{oob:.0%} of the crop lies outside the photo (align.max_out_of_frame "
@@ -51,10 +52,13 @@ class FaceReader:
     def all_faces(self, path: str) -> list[tuple[np.ndarray, list[float]]]:
         """Every confident face of an image (crop, box), largest first; Skip if none."""
         image, _ = load_rgb(path, min_side=self.cfg.min_image_side, allow_grey=self.cfg.allow_grey)
-        faces = [f for f in self.detector.detect(image) if f.score >= self.cfg.min_score
+        found = detect_padded(self.detector, image, self.cfg.detect_pad) if self.cfg.detect_pad > 0 else \
+            self.detector.detect(image)
+        faces = [f for f in found if f.score >= self.cfg.min_score
                  and f.eye_distance >= self.cfg.min_eye_distance]
         if not faces:
-            find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance)  # raises the reason
+            find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance,
+                             detect_pad=self.cfg.detect_pad)  # raises the reason
         out = []
         for f in sorted(faces, key=lambda f: -f.area):
             crop, _, oob = align(image, f.landmarks, self.cfg.size)

@@ -102,21 +102,30 @@ class FaceDetector:
         return sorted(faces, key=lambda f: -f.score)
 
 
+def detect_padded(detector: FaceDetector, image: np.ndarray, pad: float, border: int = cv2.BORDER_CONSTANT) -> list[Face]:
+    """Faces found on a copy of `image` with a border of `pad` x its sides, in `image`'s coordinates.
+    MTCNN's landmarks on a face that fills the frame are far off (measured on tight 224 px crops of
+    aligned faces: 29 ± 15 % too large and 20 % of the crop too high); with a 25 % black border they are
+    within 3 ± 6 % and 1-2 % of the crop."""
+    h, w = image.shape[:2]
+    py, px = int(h * pad), int(w * pad)
+    padded = cv2.copyMakeBorder(image, py, py, px, px, border, value=0)
+    shift = np.array([px, py], np.float64)
+    return [Face(f.box - np.tile(shift, 2), f.score, f.landmarks - shift) for f in detector.detect(padded)]
+
+
 def find_face(detector: FaceDetector, image: np.ndarray, cropped: bool, min_score: float,
-              min_eye_distance: float, pad: float = 0.3) -> Face:
+              min_eye_distance: float, pad: float = 0.3, detect_pad: float = 0.0) -> Face:
     """The face the factory should keep, or Skip with the reason.
 
     In-the-wild photos keep the dominant (largest confident) face. Already-cropped faces keep the
-    confident face nearest the centre, and when a face fills the frame MTCNN is retried on a
+    confident face nearest the centre; they are searched on a copy with a black border of `detect_pad`
+    (tight crops: see `detect_padded`), and when a face fills the frame MTCNN is retried on a
     reflect-padded copy.
     """
-    faces = detector.detect(image)
+    faces = detect_padded(detector, image, detect_pad) if cropped and detect_pad > 0 else detector.detect(image)
     if not faces and cropped:
-        h, w = image.shape[:2]
-        py, px = int(h * pad), int(w * pad)
-        padded = cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REFLECT_101)
-        shift = np.array([px, py], np.float64)
-        faces = [Face(f.box - np.tile(shift, 2), f.score, f.landmarks - shift) for f in detector.detect(padded)]
+        faces = detect_padded(detector, image, pad, cv2.BORDER_REFLECT_101)
     if not faces:
         raise Skip("no_face")
     confident = [f for f in faces if f.score >= min_score]

@@ -46,6 +46,7 @@ class AlignConfig:
     min_face_size: int = 20
     allow_grey: bool = False
     jpeg_quality: int = 95
+    detect_pad: float = 0.0  # cropped inputs: black border (share of each side) MTCNN searches them with
 
 
 _DETECTOR: FaceDetector | None = None
