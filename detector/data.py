@@ -48,41 +48,15 @@ class TightCropPad(A.ImageOnlyTransform):
                                   cv2.BORDER_REFLECT_101)
 
 
-class TightCropRealign(TightCropPad):
-    """A tight input crop as `evaluate`/`detect` actually read one: the box is cut out as its own image,
-    its landmarks are found again — the template's, moved as MTCNN moves them on such crops (measured on
-    aligned faces: ~6 % larger, ~4.5 % of the crop higher, ± a few %) — and it is re-aligned with the
-    factory's `align`, so the reflection happens in the crop's frame and is then warped, as at test time."""
-
-    def get_params(self) -> dict:
-        r = self.py_random
-        return {**super().get_params(), "grow": r.gauss(1.06, 0.05), "up": r.gauss(0.045, 0.02),
-                "side": r.gauss(0.0, 0.01), "turn": r.gauss(0.0, 2.0)}
-
-    def apply(self, img: np.ndarray, keep: float, aspect: float, dx: float, dy: float, grow: float = 1.06,
-              up: float = 0.045, side: float = 0.0, turn: float = 0.0, **params) -> np.ndarray:
-        from factory.ingest.faces import align, template
-
-        h, w = img.shape[:2]
-        bw, bh = max(2, int(round(w * keep))), max(2, min(h, int(round(h * keep * aspect))))
-        x0 = int(np.clip(round(w * (0.5 + dx) - bw / 2), 0, w - bw))
-        y0 = int(np.clip(round(h * (0.55 + dy) - bh / 2), 0, h - bh))
-        points = template(h) - (x0, y0)
-        centre, a = points.mean(0), np.deg2rad(turn)
-        rot = grow * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-        found = (points - centre) @ rot.T + centre + (side * w, -up * h)
-        return align(np.ascontiguousarray(img[y0:y0 + bh, x0:x0 + bw]), found, h)[0]
-
-
 def train_augment(strength: float = 1.0, tight_crop: float = 0.0, degrade: float = 0.0,
-                  reframe: float = 0.0, tight_crop_model: str = "pad") -> A.Compose:
+                  reframe: float = 0.0) -> A.Compose:
     """Flips, small shifts, colour jitter and mild blur/JPEG — never enough to change the label — and,
     with probability `tight_crop`, the reflect padding a tight input crop gets at alignment; with
     probability `reframe`, the framing of a face aligned from other landmarks (MTCNN re-detecting an
     aligned face puts it ~5 % higher and ~6 % larger, ± 6 %), so a face's place in the crop is no cue;
     with probability `degrade`, one of the factory's perturbations (any type, level 1–5) on top."""
     return A.Compose([
-        {"pad": TightCropPad, "realign": TightCropRealign}[tight_crop_model](p=tight_crop),
+        TightCropPad(p=tight_crop),
         A.Affine(scale=(0.88, 1.12), translate_percent=(-0.08, 0.08), rotate=(-6, 6), border_mode=cv2.BORDER_REFLECT_101,
                  p=reframe),
         A.HorizontalFlip(p=0.5),
@@ -186,7 +160,7 @@ class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
                  shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
                  online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), tight_crop: float = 0.0, degrade: float = 0.0,
-                 exclude_methods=None, reframe: float = 0.0, tight_crop_model: str = "pad"):
+                 exclude_methods=None, reframe: float = 0.0):
         super().__init__()
         if isinstance(exclude_methods, str):
             exclude_methods = [exclude_methods]
@@ -210,8 +184,7 @@ class ShardDataModule(pl.LightningDataModule):
         world = self.trainer.world_size if self.trainer else 1
         epoch = self.trainer.current_epoch if self.trainer else 0
         online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch) if hp.online_share else None
-        ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop, hp.degrade, hp.reframe,
-                                                                                   hp.tight_crop_model),
+        ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop, hp.degrade, hp.reframe),
                            hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online,
                            hp.exclude_methods)
         ds = ds.with_length(self.train_count // world)
