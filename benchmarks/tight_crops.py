@@ -9,7 +9,8 @@ is where the crops are cut: the same plan at a higher resolution (`outputs/datas
 `resolution=px128`, same keys) cuts them from 128 px faces, as public sets cut them from video frames;
 cut from the 64 px faces themselves, the crop is a 64 → 224 px upsampling too (a blur no public crop has).
 Writes `outputs/reports/tight_crops/{real,fake}/*.jpg`, runs the folder evaluation, and prints, per
-class, the mean p(fake) on the stored and on the tight-crop version of the same faces, and both AUCs.
+class, the mean p(fake) on the stored and on the tight-crop version of the same faces, and both AUCs
+(overall and per method).
 """
 from __future__ import annotations
 
@@ -43,13 +44,14 @@ def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoint
     root = REPO_ROOT / "outputs" / "reports" / "tight_crops"
     stored_dir = str(REPO_ROOT / stored_dir)
     crops_from = str(REPO_ROOT / crops_from) if crops_from else stored_dir
-    stored, labels, names = [], [], []
+    stored, labels, names, methods = [], [], [], []
     for s in iter_samples(stored_dir, "test"):
         if s["json"]["perturbation"]["type"] != "none":
             continue  # clean faces only: the crop is the one change
         stored.append(s["jpg"])
         labels.append(s["json"]["label"])
         names.append(s["json"]["key"])
+        methods.append(s["json"]["method"])
         if len(stored) >= n:
             break
     source = dict(zip(names, stored))
@@ -78,6 +80,10 @@ def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoint
               "mean_p_fake": {c: {"stored": float(p_stored[(y == v) & found].mean()), "tight": float(p_t[(y == v) & found].mean())}
                               for c, v in (("real", 0), ("fake", 1))},
               "auc": {"stored": float(roc_auc_score(y[found], p_stored[found])), "tight": float(roc_auc_score(y[found], p_t[found]))}}
+    real, method = found & (y == 0), np.array(methods)
+    result["auc_by_method"] = {  # each method's fakes against all the real faces
+        m: {k: round(float(roc_auc_score(y[pick], p[pick])), 3) for k, p in (("stored", p_stored), ("tight", p_t))}
+        for m in sorted(set(methods) - {"real"}) for pick in [real | (found & (method == m))]}
     print(json.dumps(result, indent=1))
     with open(root / "result.json", "w") as f:
         json.dump(result, f, indent=1)
