@@ -31,7 +31,8 @@ def list_images(folder: str) -> list[str]:
 
 class FaceReader:
     def __init__(self, size: int = 64, jpeg_quality: int = 95, align_cfg: AlignConfig | dict | None = None):
-        if isinstance(align_cfg, dict) or align_cfg is None:  # tight face crops are accepted: reflect-padded
+        if isinstance(align_cfg, dict) or align_cfg is None:  # tight face crops are accepted: searched with a
+            # black border (MTCNN mislocates faces that fill the frame), aligned with reflect padding
             align_cfg = AlignConfig(**{"allow_grey": True, "max_out_of_frame": 0.8, "detect_pad": 0.25, **(align_cfg or {})})
         self.cfg = align_cfg
         self.size, self.quality = size, jpeg_quality
@@ -42,7 +43,7 @@ class FaceReader:
         outside the image and is filled by reflection, as for UTKFace's tight crops), or Skip."""
         image, _ = load_rgb(path, min_side=self.cfg.min_image_side, allow_grey=self.cfg.allow_grey)
         face = find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance,
-                             detect_pad=self.cfg.detect_pad)
+                         detect_pad=self.cfg.detect_pad)
         crop, _, oob = align(image, face.landmarks, self.cfg.size)
         if oob > self.cfg.max_out_of_frame:
             raise Skip("face_cut_off", f"{oob:.0%} of the crop lies outside the photo (align.max_out_of_frame "
@@ -58,7 +59,7 @@ class FaceReader:
                  and f.eye_distance >= self.cfg.min_eye_distance]
         if not faces:
             find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance,
-                             detect_pad=self.cfg.detect_pad)  # raises the reason
+                      detect_pad=self.cfg.detect_pad)  # raises the reason
         out = []
         for f in sorted(faces, key=lambda f: -f.area):
             crop, _, oob = align(image, f.landmarks, self.cfg.size)

@@ -133,7 +133,7 @@ class Decoder(nn.Module):
 
 class Refine(nn.Module):
     """Residual block at the output resolution, twice as wide inside: capacity for detail where the
-    decoder is thinnest (its last stage has width/2 channels). The last convolution starts at zero, so
+    decoder is thinnest (its last stage has `width` channels). The last convolution starts at zero, so
     adding blocks to trained weights leaves their output unchanged until training moves them."""
 
     def __init__(self, channels: int):
