@@ -119,15 +119,16 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def leave_one_method_out(matrix: dict[str, dict]) -> dict[str, float | None]:
-    """Held-out method → AUC of the detector trained without it, on its fakes: from the per-method AUC
-    matrix, detectors named `without_<method>` (any suffix, e.g. `without_swap_big`)."""
+def leave_one_method_out(matrix: dict[str, dict]) -> dict[str, tuple[str, float | None]]:
+    """Detector → (its held-out method, its AUC on that method's fakes), from the per-method AUC matrix,
+    for detectors named `without_<method>` (any suffix, e.g. `without_swap_big`); several detectors may
+    hold out the same method (e.g. two recipes compared on it)."""
     lomo = {}
     for name, row in matrix.items():
         held = [m for m in row if name.startswith(f"without_{m}")]
         if held:
             method = max(held, key=len)  # the longest match: a method named like another's prefix
-            lomo[method] = row[method]
+            lomo[name] = (method, row[method])
     return lomo
 
 
@@ -163,7 +164,8 @@ def markdown(report: dict) -> str:
     lomo = leave_one_method_out(matrix or {})
     if lomo:
         lines += ["", "Leave-one-method-out: AUC of the detector trained without a method on that method's fakes vs all reals:",
-                  "", "| held-out method | AUC |", "|---|---|", *(f"| {m} | {_fmt(a)} |" for m, a in sorted(lomo.items()))]
+                  "", "| detector | held-out method | AUC |", "|---|---|---|",
+                  *(f"| {d} | {m} | {_fmt(a)} |" for d, (m, a) in sorted(lomo.items(), key=lambda kv: (kv[1][0], kv[0])))]
     if matrix:
         methods = sorted({m for row in matrix.values() for m in row})
         lines += ["", "AUC per detector (rows) and test method (columns; that method's fakes vs all reals):", "",

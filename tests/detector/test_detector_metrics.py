@@ -116,4 +116,4 @@ def test_leave_one_method_out_reads_each_detector_on_its_held_out_method():
 
     matrix = {"without_swap_big": {"swap": 0.7, "self_blend": 0.9}, "without_self_blend": {"swap": 0.8, "self_blend": 0.6},
               "resnet10t": {"swap": 0.99, "self_blend": 0.98}}
-    assert leave_one_method_out(matrix) == {"swap": 0.7, "self_blend": 0.6}
+    assert leave_one_method_out(matrix) == {"without_swap_big": ("swap", 0.7), "without_self_blend": ("self_blend", 0.6)}
