@@ -53,9 +53,7 @@ class FaceReader:
     def all_faces(self, path: str) -> list[tuple[np.ndarray, list[float]]]:
         """Every confident face of an image (crop, box), largest first; Skip if none."""
         image, _ = load_rgb(path, min_side=self.cfg.min_image_side, allow_grey=self.cfg.allow_grey)
-        found = detect_padded(self.detector, image, self.cfg.detect_pad) if self.cfg.detect_pad > 0 else \
-            self.detector.detect(image)
-        faces = [f for f in found if f.score >= self.cfg.min_score
+        faces = [f for f in detect_padded(self.detector, image, self.cfg.detect_pad) if f.score >= self.cfg.min_score
                  and f.eye_distance >= self.cfg.min_eye_distance]
         if not faces:
             find_face(self.detector, image, True, self.cfg.min_score, self.cfg.min_eye_distance,

@@ -38,8 +38,7 @@ def test_tight_crops_are_framed_as_the_factory_frames_faces(small_faces):
     for it in load_faces(str(small_faces["dir"]), "train", ["celeba-wild"])[:8]:
         crop = tight_crop(decode(it["jpg"]), keep)
         for pad in errors:
-            faces = detect_padded(detector, crop, pad) if pad else detector.detect(crop)
-            found = max(faces, key=lambda f: f.area).landmarks
+            found = max(detect_padded(detector, crop, pad), key=lambda f: f.area).landmarks
             m = similarity_matrix(truth, found)
             errors[pad].append((abs(np.sqrt(abs(np.linalg.det(m[:, :2]))) - 1),
                                 np.abs(found.mean(0) - truth.mean(0)).max() / 224))
