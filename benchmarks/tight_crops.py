@@ -67,7 +67,7 @@ def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoint
         cv2.imwrite(str(root / ("fake" if y else "real") / f"{key}.jpg"), cv2.cvtColor(tight_crop(face, keep), cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 95])
     scorer = load_scorer(detector)
-    faces, y_tight, metas, read = FaceReader(64, 95).folder(str(root))
+    faces, y_tight, metas, read = FaceReader(stored[0].shape[0], 95).folder(str(root))  # the detector's size
     p_tight = scorer(faces)
     by_key = {os.path.splitext(os.path.basename(m["file"]))[0]: p for m, p in zip(metas, p_tight)}
     p_stored = scorer(np.stack(stored))

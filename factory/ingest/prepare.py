@@ -46,7 +46,7 @@ class AlignConfig:
     min_face_size: int = 20
     allow_grey: bool = False
     jpeg_quality: int = 95
-    detect_pad: float = 0.0  # cropped inputs: black border (share of each side) MTCNN searches them with
+    detect_pad: float = 0.25  # cropped inputs: black border (share of each side) MTCNN searches them with
 
 
 _DETECTOR: FaceDetector | None = None
@@ -62,7 +62,7 @@ def _detector(cfg: AlignConfig) -> FaceDetector:
 def face_sample(inp: FaceInput, split: str, cfg: AlignConfig, detector: FaceDetector) -> tuple[dict, str | None]:
     """Decode, detect, align and encode one input as a shard sample; raise Skip with the reason."""
     image, note = load_rgb(inp.path, min_side=cfg.min_image_side, allow_grey=cfg.allow_grey)
-    face = find_face(detector, image, inp.cropped, cfg.min_score, cfg.min_eye_distance)
+    face = find_face(detector, image, inp.cropped, cfg.min_score, cfg.min_eye_distance, detect_pad=cfg.detect_pad)
     crop, matrix, oob = align(image, face.landmarks, cfg.size)
     if oob > (inp.max_out_of_frame if inp.max_out_of_frame is not None else cfg.max_out_of_frame):
         raise Skip("face_cut_off", f"{oob:.0%} of the crop lies outside the photo")
