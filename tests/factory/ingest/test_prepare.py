@@ -75,7 +75,7 @@ def test_aligned_eyes_sit_on_template(small_faces):
 def test_every_source_is_framed_alike(small_faces):
     """Cropped sources (UTKFace's tight chips) sit in the crop as in-the-wild photos do, judged by the face
     mesh, which did not align them. Without `align.detect_pad` MTCNN finds UTKFace's landmarks too large,
-    and its faces were stored 9 % smaller and 5 % of the crop lower than CelebA's."""
+    and its faces were stored 7 % smaller and 5 % of the crop lower than CelebA's."""
     from factory.ingest.framing import framing
 
     fits: dict[str, list] = {}
