@@ -1,5 +1,6 @@
 """python -m pipelines.train_generator: train the swapper (texture encoder, decoder, discriminator),
-then evaluate it on held-out identities with a judge it never trained against."""
+then evaluate it on held-out identities with a judge it never trained against.
+`eval.swapper=weights/swapper.pt` (or a run's .ckpt) evaluates that swapper on the current store, untrained."""
 import json
 import os
 
@@ -13,7 +14,20 @@ from factory.common.training import fit
 from factory.dataset.methods import warp_blend_faces
 from factory.swapper.evaluation import evaluate_swapper, summary_table
 from factory.swapper.shipped import ship_swapper
+from factory.swapper.networks import load_swapper
 from factory.swapper.training import SwapperModule
+
+
+def _evaluate(cfg: DictConfig, swapper, eval_dir: str, name: str) -> dict:
+    """The swapper on held-out pairs, judged by `cfg.judge` (and, flagged, the encoder it trained against)."""
+    judge = instantiate(cfg.judge)
+    judges = {judge.name: judge}
+    if cfg.eval.report_training_encoder:  # shown beside the judge, never counted as one
+        judges[swapper.identity.name] = swapper.identity
+    return evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
+                            cfg.eval.jpeg_quality, trained_against=swapper.identity.name,
+                            mask=cfg.data.get("mask", "mesh"), baselines={"warp_blend": warp_blend_faces},
+                            checkpoint=name)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_generator")
@@ -23,6 +37,11 @@ def main(cfg: DictConfig) -> dict:
     if OmegaConf.to_container(cfg.identity) == OmegaConf.to_container(cfg.judge):
         raise ValueError("judge must differ from identity: a swapper judged by the encoder it trained against "
                          "learns to fool it (set judge=... to the other encoder)")
+    if cfg.eval.swapper:  # evaluate given weights on the current store, without training
+        report = _evaluate(cfg, load_swapper(cfg.eval.swapper), os.path.join(cfg.out_dir, "eval"),
+                           os.path.basename(cfg.eval.swapper))
+        print(summary_table(report))
+        return {"eval": report}
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.swapper, identity=OmegaConf.to_container(cfg.identity, resolve=True), _recursive_=False,
                          _convert_="all")
@@ -41,15 +60,8 @@ def main(cfg: DictConfig) -> dict:
         if report.get("checkpoint") != os.path.basename(checkpoint):  # another checkpoint's figures
             report = None
     if report is None:
-        swapper = SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu").swapper
-        judge = instantiate(cfg.judge)
-        judges = {judge.name: judge}
-        if cfg.eval.report_training_encoder:  # shown beside the judge, never counted as one
-            judges[swapper.identity.name] = swapper.identity
-        report = evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
-                                  cfg.eval.jpeg_quality, trained_against=swapper.identity.name,
-                                  mask=cfg.data.get("mask", "mesh"), baselines={"warp_blend": warp_blend_faces},
-                                  checkpoint=os.path.basename(checkpoint))
+        report = _evaluate(cfg, SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu").swapper, eval_dir,
+                           os.path.basename(checkpoint))
     print(summary_table(report))
     if cfg.ship_dir:  # the measured checkpoint becomes the repository's shipped swapper
         data = {"faces_dir": os.path.relpath(cfg.paths.faces_dir, cfg.paths.output_dir), "sources": cfg.data.sources,
@@ -62,3 +74,4 @@ def main(cfg: DictConfig) -> dict:
 
 if __name__ == "__main__":
     main()
+

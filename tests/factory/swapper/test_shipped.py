@@ -21,3 +21,23 @@ def test_shipped_weights_match_their_manifest_and_the_docs():
     top1 = f'{100 * manifest["figures"]["swap"][judge]["id_retrieval_top1"]:.1f} %'
     for page in ("README.md", "docs/swapper.md"):
         assert top1 in (REPO_ROOT / page).read_text(), (page, top1)
+
+
+def test_train_generator_evaluates_given_weights_without_training(small_faces, tmp_path):
+    """`eval.swapper=weights/swapper.pt` scores the shipped swapper on the current store (here the small
+    real one) with the independent judge, and trains nothing: its swaps are retrieved as the source."""
+    from hydra import compose, initialize_config_dir
+
+    from factory.common.paths import CONF_DIR
+    from pipelines.train_generator import main
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train_generator", overrides=[
+            f"paths.output_dir={tmp_path}", f"paths.faces_dir={small_faces['dir']}",
+            f"eval.swapper={WEIGHTS / 'swapper.pt'}", "eval.pairs=24", "++trainer.max_steps=1"])  # bounded if it trained
+    report = main.__wrapped__(cfg)["eval"]
+    assert report["checkpoint"] == "swapper.pt" and report["swap"]["pairs"] == 24
+    swap, target = report["swap"]["sface"], report["baseline_target"]["sface"]
+    assert swap["id_retrieval_top1"] > target["id_retrieval_top1"] and swap["cos_to_source"] > target["cos_to_source"]
+    assert (tmp_path / "swapper" / "eval" / "swap_report.json").exists()
+    assert not (tmp_path / "swapper" / "checkpoints").exists()
