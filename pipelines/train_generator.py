@@ -13,8 +13,8 @@ from factory.common.paths import CONF_DIR
 from factory.common.training import fit
 from factory.dataset.methods import warp_blend_faces
 from factory.swapper.evaluation import evaluate_swapper, summary_table
-from factory.swapper.shipped import ship_swapper
 from factory.swapper.networks import load_swapper
+from factory.swapper.shipped import ship_swapper
 from factory.swapper.training import SwapperModule
 
 
@@ -74,4 +74,3 @@ def main(cfg: DictConfig) -> dict:
 
 if __name__ == "__main__":
     main()
-
