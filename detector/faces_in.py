@@ -31,9 +31,9 @@ def list_images(folder: str) -> list[str]:
 
 class FaceReader:
     def __init__(self, size: int = 64, jpeg_quality: int = 95, align_cfg: AlignConfig | dict | None = None):
-        if isinstance(align_cfg, dict) or align_cfg is None:  # tight face crops are accepted: searched with a
-            # black border (MTCNN mislocates faces that fill the frame), aligned with reflect padding
-            align_cfg = AlignConfig(**{"allow_grey": True, "max_out_of_frame": 0.8, "detect_pad": 0.25, **(align_cfg or {})})
+        if isinstance(align_cfg, dict) or align_cfg is None:  # tight face crops are accepted: searched with
+            # AlignConfig's black border (MTCNN mislocates faces that fill the frame), aligned with reflect padding
+            align_cfg = AlignConfig(**{"allow_grey": True, "max_out_of_frame": 0.8, **(align_cfg or {})})
         self.cfg = align_cfg
         self.size, self.quality = size, jpeg_quality
         self.detector = FaceDetector(min_face_size=self.cfg.min_face_size)
