@@ -108,16 +108,13 @@ SAMPLES = {"train": 48, "val": 16, "test": 32}
 
 def generate_cfg(faces_dir, out_dir, ckpt, *extra):
     """The generate config at test scale: tiny swapper, the default (dlib) identity scorer, few samples."""
-    from hydra import compose, initialize_config_dir
+    from tests.compose import compose_config
 
-    from factory.common.paths import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("generate", overrides=[
-            f"paths.output_dir={out_dir}", f"out_dir={out_dir}", f"faces_dir={faces_dir}",
-            f"methods.swap.checkpoint={ckpt}", f"methods.partial.checkpoint={ckpt}", f"samples={SAMPLES}".replace("'", ""),
-            "shard_size=16", "audit_samples=32", "contact_faces=4", "max_out_of_frame=1.0", "perturb.share=0.5",
-            *extra])
+    return compose_config("generate", [
+        f"paths.output_dir={out_dir}", f"out_dir={out_dir}", f"faces_dir={faces_dir}",
+        f"methods.swap.checkpoint={ckpt}", f"methods.partial.checkpoint={ckpt}", f"samples={SAMPLES}".replace("'", ""),
+        "shard_size=16", "audit_samples=32", "contact_faces=4", "max_out_of_frame=1.0", "perturb.share=0.5",
+        *extra])
 
 
 @pytest.fixture(scope="session")

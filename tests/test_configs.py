@@ -3,11 +3,11 @@ lightning-hydra-template); `_target_`s resolve to importable objects."""
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from factory.common.paths import CONF_DIR
+from tests.compose import compose_config as _compose
 
 PRIMARY = sorted(p.stem for p in Path(CONF_DIR).glob("*.yaml"))
 GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir() and p.name != "hydra")
@@ -22,11 +22,6 @@ def _targets(node):
     elif isinstance(node, ListConfig):
         for v in node:
             yield from _targets(v)
-
-
-def _compose(name, overrides=()):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=name, overrides=list(overrides))
 
 
 def _cases():

@@ -9,19 +9,12 @@ import types
 import cv2
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-
-from factory.common.paths import CONF_DIR
+from tests.compose import compose_config as _compose
 
 pytestmark = pytest.mark.slow
 
 
 METHODS = {"swap", "warp_blend", "self_blend", "morph", "reenact", "partial"}
-
-
-def _compose(name, overrides):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(name, overrides=overrides, return_hydra_config=False)
 
 
 @pytest.fixture(scope="module")

@@ -100,14 +100,11 @@ def test_generate_to_s3_resumes_and_trains_a_detector(s3, small_dataset, tmp_pat
     # read back with plain webdataset from the bucket
     assert sum(1 for _ in iter_samples(url, "test")) == SAMPLES["test"]
     # and train a detector for one step straight from the bucket
-    from hydra import compose, initialize_config_dir
-
-    from factory.common.paths import CONF_DIR
     from pipelines.train_detector import main
+    from tests.compose import compose_config
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train_detector", overrides=[
-            f"paths.output_dir={tmp_path}", f"dataset_dir={url}", "+trainer.limit_train_batches=1", "trainer.max_epochs=1",
-            "data.batch_size=16", "data.num_workers=0", "export=false", "+trainer.limit_val_batches=1"])
+    cfg = compose_config("train_detector", [
+        f"paths.output_dir={tmp_path}", f"dataset_dir={url}", "+trainer.limit_train_batches=1", "trainer.max_epochs=1",
+        "data.batch_size=16", "data.num_workers=0", "export=false", "+trainer.limit_val_batches=1"])
     result = main.__wrapped__(cfg)
     assert os.path.exists(result["best_checkpoint"]) or os.path.exists(result.get("last_checkpoint", ""))

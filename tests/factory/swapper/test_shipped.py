@@ -26,15 +26,12 @@ def test_shipped_weights_match_their_manifest_and_the_docs():
 def test_train_generator_evaluates_given_weights_without_training(small_faces, tmp_path):
     """`eval.swapper=weights/swapper.pt` scores the shipped swapper on the current store (here the small
     real one) with the independent judge, and trains nothing: its swaps are retrieved as the source."""
-    from hydra import compose, initialize_config_dir
-
-    from factory.common.paths import CONF_DIR
     from pipelines.train_generator import main
+    from tests.compose import compose_config
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train_generator", overrides=[
-            f"paths.output_dir={tmp_path}", f"paths.faces_dir={small_faces['dir']}",
-            f"eval.swapper={WEIGHTS / 'swapper.pt'}", "eval.pairs=24", "++trainer.max_steps=1"])  # bounded if it trained
+    cfg = compose_config("train_generator", [
+        f"paths.output_dir={tmp_path}", f"paths.faces_dir={small_faces['dir']}",
+        f"eval.swapper={WEIGHTS / 'swapper.pt'}", "eval.pairs=24", "++trainer.max_steps=1"])  # bounded if it trained
     report = main.__wrapped__(cfg)["eval"]
     assert report["checkpoint"] == "swapper.pt" and report["swap"]["pairs"] == 24
     swap, target = report["swap"]["sface"], report["baseline_target"]["sface"]
