@@ -16,14 +16,20 @@ import sys
 import time
 
 import torch
+from hydra import compose, initialize_config_dir
 
 import factory  # noqa: F401
 from detector.data import shard_dataset, train_augment
 from detector.models import Detector
+from factory.common.paths import CONF_DIR
 
 
 def data_rate(root: str, n: int = 1500) -> tuple[float, torch.Tensor]:
-    ds = shard_dataset(root, "train", transform=train_augment(1.0, reframe=0.5), shuffle=0)
+    """Faces/s of the train stream with train_detector's configured augmentation, and its first batch."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        d = compose("train_detector").data
+    augment = train_augment(d.augment_strength, d.tight_crop, d.degrade, d.reframe)
+    ds = shard_dataset(root, "train", transform=augment, shuffle=0)
     it = iter(ds)
     first = [next(it)[0] for _ in range(64)]  # warm up (open the shard, first decodes)
     t = time.perf_counter()
@@ -32,7 +38,8 @@ def data_rate(root: str, n: int = 1500) -> tuple[float, torch.Tensor]:
     return n / (time.perf_counter() - t), torch.stack(first)
 
 
-def step_rate(backbone: str, size: int, batch: torch.Tensor, threads: int, channels_last: bool, steps: int = 12) -> float:
+def step_rate(backbone: str, size: int, batch: torch.Tensor, threads: int, channels_last: bool,
+              steps: int = 12) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = Detector(backbone, size)

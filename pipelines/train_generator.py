@@ -15,19 +15,20 @@ from factory.dataset.methods import warp_blend_faces
 from factory.swapper.evaluation import evaluate_swapper, summary_table
 from factory.swapper.networks import load_swapper
 from factory.swapper.shipped import ship_swapper
-from factory.swapper.training import SwapperModule
 
 
-def _evaluate(cfg: DictConfig, swapper, eval_dir: str, name: str) -> dict:
-    """The swapper on held-out pairs, judged by `cfg.judge` (and, flagged, the encoder it trained against)."""
+def _evaluate(cfg: DictConfig, checkpoint: str) -> dict:
+    """The swapper at `checkpoint` (.ckpt or shipped weights) on held-out pairs, judged by `cfg.judge` (and,
+    flagged, the encoder it trained against)."""
+    swapper = load_swapper(checkpoint)
     judge = instantiate(cfg.judge)
     judges = {judge.name: judge}
     if cfg.eval.report_training_encoder:  # shown beside the judge, never counted as one
         judges[swapper.identity.name] = swapper.identity
-    return evaluate_swapper(swapper, judges, cfg.paths.faces_dir, eval_dir, cfg.eval.pairs, cfg.eval.seed,
-                            cfg.eval.jpeg_quality, trained_against=swapper.identity.name,
+    return evaluate_swapper(swapper, judges, cfg.paths.faces_dir, os.path.join(cfg.out_dir, "eval"), cfg.eval.pairs,
+                            cfg.eval.seed, cfg.eval.jpeg_quality, trained_against=swapper.identity.name,
                             mask=cfg.data.get("mask", "mesh"), baselines={"warp_blend": warp_blend_faces},
-                            checkpoint=name)
+                            checkpoint=os.path.basename(checkpoint))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_generator")
@@ -38,8 +39,7 @@ def main(cfg: DictConfig) -> dict:
         raise ValueError("judge must differ from identity: a swapper judged by the encoder it trained against "
                          "learns to fool it (set judge=... to the other encoder)")
     if cfg.eval.swapper:  # evaluate given weights on the current store, without training
-        report = _evaluate(cfg, load_swapper(cfg.eval.swapper), os.path.join(cfg.out_dir, "eval"),
-                           os.path.basename(cfg.eval.swapper))
+        report = _evaluate(cfg, cfg.eval.swapper)
         print(summary_table(report))
         return {"eval": report}
     datamodule = instantiate(cfg.data, _convert_="all")
@@ -60,8 +60,7 @@ def main(cfg: DictConfig) -> dict:
         if report.get("checkpoint") != os.path.basename(checkpoint):  # another checkpoint's figures
             report = None
     if report is None:
-        report = _evaluate(cfg, SwapperModule.load_from_checkpoint(checkpoint, map_location="cpu").swapper, eval_dir,
-                           os.path.basename(checkpoint))
+        report = _evaluate(cfg, checkpoint)
     print(summary_table(report))
     if cfg.ship_dir:  # the measured checkpoint becomes the repository's shipped swapper
         data = {"faces_dir": os.path.relpath(cfg.paths.faces_dir, cfg.paths.output_dir), "sources": cfg.data.sources,
