@@ -1,12 +1,16 @@
-"""Where a detector's CPU training time goes: the data pipeline against the model's training step.
+"""Where a detector's CPU time goes, for each backbone and resolution: the data pipeline, the training
+step and scoring, so the CPU hours behind every detector figure are known.
 
-    python -m benchmarks.detector_throughput [dataset_dir] [backbone] [size]
+    python -m benchmarks.detector_throughput [dataset_dir] [backbone@size ...]
 
+Defaults: the 64 px dataset with resnet10t@64, and the 128 px one (`outputs/dataset_128`) with
+resnet10t@128 and tf_efficientnet_lite0@128 (ImageNet start). For each:
 1. data: train faces/s of the detector's stream (webdataset decode + the training augmentation), in
    this process on one core — what the DataLoader worker delivers;
-2. model: faces/s of one training step (forward, backward, AdamW) on a batch of those real faces, with
-   torch's threads at 1 and at all cores, in torch's default (contiguous) and channels-last layouts.
-A time-boxed run gets epochs from the slower of the two, so this says which lever buys epochs.
+2. train: faces/s of one training step (forward, backward, AdamW) on a batch of those real faces, on
+   all cores (channels-last measured no faster: docs/detectors.md);
+3. score: faces/s of inference (batch 256), what `evaluate` and `detect` spend.
+A time-boxed run gets epochs from the slower of data and train, so this says which lever buys epochs.
 """
 from __future__ import annotations
 
@@ -57,20 +61,48 @@ def step_rate(backbone: str, size: int, batch: torch.Tensor, threads: int, chann
     return steps * len(batch) / (time.perf_counter() - t)
 
 
-def main(root: str = "outputs/dataset", backbone: str = "resnet10t", size: int = 64) -> dict:
+def score_rate(backbone: str, size: int, batch: torch.Tensor, repeats: int = 3) -> float:
+    model = Detector(backbone, size).eval()
+    x = batch.repeat(max(1, 256 // len(batch)), 1, 1, 1)[:256]
+    with torch.inference_mode():
+        model(x[:16])
+        t = time.perf_counter()
+        for _ in range(repeats):
+            model(x)
+    return repeats * len(x) / (time.perf_counter() - t)
+
+
+def measure(root: str, backbone: str, size: int) -> dict:
     cores = torch.get_num_threads()
     torch.set_num_threads(1)
     rate, batch = data_rate(root)
     if batch.shape[-1] != size:
         batch = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear", antialias=True)
-    out = {"backbone": backbone, "size": size, "batch": len(batch), "data_faces_per_s_1_core": round(rate, 1),
-           "train_step_faces_per_s": {}}
-    for threads, cl in itertools.product(sorted({1, cores}), (False, True)):
-        key = f"{threads}_threads_{'channels_last' if cl else 'contiguous'}"
-        out["train_step_faces_per_s"][key] = round(step_rate(backbone, size, batch, threads, cl), 1)
-    print(json.dumps(out, indent=1))
-    return out
+    torch.set_num_threads(cores)
+    return {"backbone": backbone, "size": size, "dataset": root, "batch": len(batch),
+            "data_faces_per_s_1_core": round(rate, 1),
+            "train_faces_per_s": round(step_rate(backbone, size, batch, cores, False), 1),
+            "score_faces_per_s": round(score_rate(backbone, size, batch), 1), "threads": cores}
+
+
+DEFAULT = {"outputs/dataset": ["resnet10t@64"],
+           "outputs/dataset_128": ["resnet10t@128", "tf_efficientnet_lite0@128"]}
+
+
+def main(args: list[str]) -> list[dict]:
+    plan = {args[0]: args[1:] or ["resnet10t@64"]} if args else DEFAULT
+    rows = []
+    for root, specs in plan.items():
+        for spec in specs:
+            backbone, size = spec.split("@")
+            rows.append(measure(root, backbone, int(size)))
+            print(json.dumps(rows[-1]))
+    print("| backbone | px | data faces/s (1 core) | train step faces/s | scoring faces/s |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['backbone']} | {r['size']} | {r['data_faces_per_s_1_core']} | {r['train_faces_per_s']} | "
+              f"{r['score_faces_per_s']} |")
+    return rows
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3], *(int(a) for a in sys.argv[3:4]))
+    main(sys.argv[1:])

@@ -4,7 +4,8 @@ The protocol: `faces` is a uint8 array N x H x W x 3 (RGB, the canonical aligned
 float array of N fake probabilities in [0, 1]. Four kinds of detector are accepted, by spec string:
 
 - `path/to/file.ckpt`   a checkpoint of this project's `train_detector`
-- `path/to/file.pt`     a TorchScript module taking B x 3 x H x W floats in [0, 1], returning B logits
+- `path/to/file.pt`     shipped detector weights (`weights/detector.pt`), or a TorchScript module taking
+                        B x 3 x H x W floats in [0, 1] and returning B logits (told apart by content)
 - `path/to/file.onnx`   the same contract as an ONNX model (onnxruntime, CPU)
 - `package.module:fn`   a Python callable following the protocol directly
 """
@@ -16,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from detector.module import DetectorModule
+from factory.common.model_files import ModelFileError, choose, is_torchscript, require_file
 
 
 def _to_tensor(faces: np.ndarray) -> torch.Tensor:
@@ -54,17 +55,39 @@ class OnnxScorer:
 
 
 def load_checkpoint_model(path: str) -> torch.nn.Module:
-    return DetectorModule.load_from_checkpoint(path, map_location="cpu").model.eval()
+    """The detector network of a `train_detector` checkpoint or of shipped detector weights; pickled code
+    is refused (`weights_only`), and a file of another kind is refused in one line."""
+    from detector.shipped import load_detector
+
+    return load_detector(path)
+
+
+def pick(spec: str | None, trained: str | None, shipped: str | None) -> str:
+    """The detector a stage scores with: `spec` as given (a file must exist; `module:function` is kept),
+    else the local `train_detector` output (`trained`) if there is one, else the shipped detector."""
+    if spec and ":" in str(spec) and not str(spec).endswith((".ckpt", ".pt", ".pth", ".torchscript", ".onnx")):
+        return str(spec)
+    return choose(spec, trained, shipped, "detector")
 
 
 def load_scorer(spec: str, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
-    """A scorer from a spec string (see the module docstring)."""
-    if spec.endswith(".ckpt"):
+    """A scorer from a spec string (see the module docstring); a file that cannot be used raises
+    `ModelFileError` with a one-line reason."""
+    spec = str(spec)
+    if spec.endswith((".ckpt", ".pt", ".pth", ".torchscript", ".onnx")):
+        require_file(spec, "train one (python -m pipelines.train_detector) or name another file")
+    if spec.endswith((".pt", ".torchscript")) and is_torchscript(spec):
+        try:
+            return TorchScorer(torch.jit.load(spec, map_location="cpu"), batch_size)
+        except RuntimeError as e:
+            raise ModelFileError(spec, f"a damaged TorchScript archive ({str(e).splitlines()[0][:100]})") from None
+    if spec.endswith((".ckpt", ".pt", ".pth")):
         return TorchScorer(load_checkpoint_model(spec), batch_size)
-    if spec.endswith((".pt", ".torchscript")):
-        return TorchScorer(torch.jit.load(spec, map_location="cpu"), batch_size)
     if spec.endswith(".onnx"):
-        return OnnxScorer(spec, batch_size)
+        try:
+            return OnnxScorer(spec, batch_size)
+        except Exception as e:  # onnxruntime's own error types (InvalidProtobuf, Fail, ...)
+            raise ModelFileError(spec, f"not a usable ONNX model ({str(e).splitlines()[0][:100]})") from None
     if ":" in spec:
         module, name = spec.split(":", 1)
         fn = getattr(importlib.import_module(module), name)

@@ -112,7 +112,7 @@ def plots(results: dict[str, dict], scores: dict[str, tuple[np.ndarray, np.ndarr
     ax.legend(fontsize=7)
     files["reliability"] = os.path.join(out_dir, "reliability.png")
     fig.tight_layout(), fig.savefig(files["reliability"], dpi=120), plt.close(fig)
-    return files
+    return {k: os.path.basename(v) for k, v in files.items()}  # beside report.json: no machine's path in it
 
 
 def _fmt(v) -> str:

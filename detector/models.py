@@ -13,13 +13,20 @@ import torch.nn.functional as F
 
 
 class Detector(nn.Module):
+    """`imagenet`: start from the ImageNet weights that ship in a package (`factory.common.pretrained`);
+    `pretrained_path`: or from any local weights file. Neither downloads anything."""
+
     def __init__(self, backbone: str = "resnet18", input_size: int = 64, drop_rate: float = 0.2,
-                 pretrained_path: str | None = None):
+                 pretrained_path: str | None = None, imagenet: bool = False):
         super().__init__()
         self.backbone_name, self.input_size = backbone, input_size
         self.net = timm.create_model(backbone, pretrained=False, num_classes=1, drop_rate=drop_rate)
+        if imagenet:
+            from factory.common.pretrained import load_imagenet
+
+            load_imagenet(self.net, backbone)
         if pretrained_path:  # a local weights file (nothing is downloaded)
-            state = torch.load(pretrained_path, map_location="cpu")
+            state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
             state = {k: v for k, v in state.get("state_dict", state).items() if not k.startswith(("fc.", "classifier.", "head."))}
             missing, _ = self.net.load_state_dict(state, strict=False)
             if len(missing) > 4:
@@ -27,6 +34,10 @@ class Detector(nn.Module):
         cfg = self.net.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The classifier's parameters (new at fine-tuning, unlike the backbone's)."""
+        return list(self.net.get_classifier().parameters())
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW in [0, 1] → B logits."""

@@ -1,5 +1,10 @@
-"""Lightning training of a swap detector: binary cross-entropy, AdamW + cosine, val AUC picks the checkpoint."""
+"""Lightning training of a swap detector: binary cross-entropy, AdamW + cosine, val AUC picks the checkpoint.
+
+Fine-tuning a pretrained backbone: `head_only_steps` trains the new classifier alone first (the backbone's
+learning rate is 0 until then), and `backbone_lr` scales the backbone's learning rate against the head's."""
 from __future__ import annotations
+
+import os
 
 import pytorch_lightning as pl
 import torch
@@ -9,11 +14,34 @@ from torchmetrics.classification import BinaryAUROC
 
 
 class DetectorModule(pl.LightningModule):
-    def __init__(self, model: dict, lr: float = 1e-3, weight_decay: float = 0.05, warmup_steps: int = 100):
+    def __init__(self, model: dict, lr: float = 1e-3, weight_decay: float = 0.05, warmup_steps: int = 100,
+                 backbone_lr: float = 1.0, head_only_steps: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.model = instantiate(model)
         self.val_auc = BinaryAUROC()  # synchronised across ranks by torchmetrics
+        self.lineage: list[dict] = []  # the detector files this run continued (init_from), oldest first
+
+    def load_shipped(self, path: str) -> None:
+        """Start from a detector file's weights — shipped (`weights/detector.pt`) or a run's `.ckpt` —
+        for `train_detector init_from=`; the file's own lineage and an entry for it are kept."""
+        from detector.shipped import sha256_file, shipped_manifest, load_detector
+        from factory.common.model_files import ModelFileError
+
+        source = load_detector(path)
+        if (source.backbone_name, source.input_size) != (self.model.backbone_name, self.model.input_size):
+            raise ModelFileError(path, f"a {source.backbone_name} at {source.input_size} px; this run trains a "
+                                       f"{self.model.backbone_name} at {self.model.input_size} px")
+        self.model.load_state_dict(source.state_dict())
+        manifest = shipped_manifest(path)
+        self.lineage = [*manifest.get("history", []), {"file": os.path.basename(path), "sha256": sha256_file(path),
+                                                        "train_seconds": manifest.get("train_seconds")}]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["lineage"] = self.lineage
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.lineage = checkpoint.get("lineage", [])
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.model(faces)
@@ -41,10 +69,19 @@ class DetectorModule(pl.LightningModule):
         from factory.common.training import time_used, warmup_cosine
 
         hp = self.hparams
-        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        head = {id(p) for p in self.model.head_parameters()}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in head], "lr": hp.lr * hp.backbone_lr},
+                  {"params": [p for p in self.parameters() if id(p) in head], "lr": hp.lr}]
+        opt = torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
         warmup = min(hp.warmup_steps, total // 4)
-        # the cosine ends where the run ends: at max_epochs, or at max_time if the time box comes first
+
+        def schedule(s: int, frozen: int = 0) -> float:
+            # the cosine ends where the run ends: at max_epochs, or at max_time if the time box comes first
+            if s < frozen:
+                return 0.0
+            return warmup_cosine(s - frozen, warmup, max(1, total - frozen), used=time_used(self.trainer))
+
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup, total, used=time_used(self.trainer)))
+            opt, [lambda s: schedule(s, hp.head_only_steps), lambda s: schedule(s)])
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

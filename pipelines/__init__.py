@@ -5,3 +5,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import factory  # noqa: E402,F401  (registers the config resolvers)
+
+
+def refusing(task):
+    """Wrap a pipeline's task function so a model file that cannot be used ends the run with one line on
+    stderr (the file, the reason, what to do) and exit status 2, instead of a stack trace."""
+    import functools
+    import sys
+
+    from factory.common.model_files import ModelFileError
+
+    @functools.wraps(task)
+    def run(cfg):
+        try:
+            return task(cfg)
+        except ModelFileError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return run

@@ -5,18 +5,20 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-import pipelines  # noqa: F401
-from detector.adapters import load_scorer
+import pipelines
+from detector.adapters import load_scorer, pick
 from detector.faces_in import FaceReader, list_images
 from factory.common.images import Skip
 from factory.common.paths import CONF_DIR
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="detect")
+@pipelines.refusing
 def main(cfg: DictConfig) -> list:
     if not cfg.input or not os.path.exists(cfg.input):
         raise SystemExit(f"usage: python -m pipelines.detect <image or folder> [detector=...]; got {cfg.input!r}")
-    scorer, reader = load_scorer(cfg.detector), FaceReader(cfg.size, cfg.jpeg_quality, OmegaConf.to_container(cfg.align))
+    scorer = load_scorer(pick(cfg.detector, cfg.trained_detector, cfg.shipped_detector))
+    reader = FaceReader(cfg.size, cfg.jpeg_quality, OmegaConf.to_container(cfg.align))
     paths = list_images(cfg.input) if os.path.isdir(cfg.input) else [cfg.input]
     rows = []
     for path in paths:

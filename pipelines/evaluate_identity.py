@@ -6,12 +6,13 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-import pipelines  # noqa: F401
+import pipelines
 from factory.common.paths import CONF_DIR
 from factory.identity.evaluation import evaluate_identity
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate_identity")
+@pipelines.refusing
 def main(cfg: DictConfig) -> dict:
     encoder = instantiate(cfg.identity)
     name = type(encoder).__name__

@@ -8,12 +8,12 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import pipelines  # noqa: F401
+import pipelines
 from factory.common.paths import CONF_DIR
 from factory.common.training import fit
 from factory.dataset.methods import warp_blend_faces
 from factory.swapper.evaluation import evaluate_swapper, summary_table
-from factory.swapper.networks import load_swapper
+from factory.swapper.training import load_swapper
 from factory.swapper.shipped import ship_swapper
 
 
@@ -32,6 +32,7 @@ def _evaluate(cfg: DictConfig, checkpoint: str) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_generator")
+@pipelines.refusing
 def main(cfg: DictConfig) -> dict:
     if not isinstance(cfg.judge, DictConfig):
         raise ValueError(f"judge={cfg.judge!r} is not an encoder config: choose it with identity@judge=dlib|sface|trained")

@@ -3,12 +3,13 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import pipelines  # noqa: F401
+import pipelines
 from factory.common.paths import CONF_DIR
 from factory.common.training import fit
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train_identity")
+@pipelines.refusing
 def main(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")

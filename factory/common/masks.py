@@ -89,25 +89,3 @@ def encode_mask(mask: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError("PNG encoding of a mask failed")
     return buf.tobytes()
-
-
-def swap_mask(target: np.ndarray, landmarks: np.ndarray, kind: str = "mesh") -> np.ndarray:
-    """The region a swap replaces in `target`: the face mesh's hull (`mesh`; the ellipse when the mesh
-    finds no face) or the 5-landmark ellipse (`ellipse`)."""
-    if kind == "mesh":
-        from factory.common.face_mesh import region_mask
-
-        return region_mask(target, landmarks)[0]
-    if kind == "ellipse":
-        return face_mask(landmarks, target.shape[0])
-    raise ValueError(f"unknown swap mask {kind!r}: mesh or ellipse")
-
-
-def blend_into_targets(faces, targets, target_lms, mask: str = "mesh") -> list[tuple[np.ndarray, np.ndarray]]:
-    """Generated faces (uint8 HxWx3) blended into their targets with each target's soft face mask:
-    (fake, mask) as the factory ships them (also what the swap evaluation scores)."""
-    result = []
-    for face, target, lm in zip(faces, targets, target_lms):
-        m = swap_mask(target, lm, mask)
-        result.append((blend(face, target, m), m))
-    return result

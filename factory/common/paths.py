@@ -23,3 +23,20 @@ def sha256_file(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def portable(path: str, roots: dict[str, str] | None = None) -> str:
+    """`path` as it may be written for others (cards, indexes, manifests, reports): relative to the first of
+    `roots` (name → folder) that holds it, as `{name}/rest`; else relative to the checkout; else its file
+    name alone. URLs (`s3://…`) are kept, they name no machine's disk."""
+    text = str(path)
+    if not text or "://" in text:
+        return text
+    full = Path(text).resolve()
+    for name, root in (roots or {}).items():
+        if root and "://" not in str(root) and full.is_relative_to(Path(root).resolve()):
+            rest = full.relative_to(Path(root).resolve()).as_posix()
+            return f"{{{name}}}" + (f"/{rest}" if rest != "." else "")
+    if full.is_relative_to(REPO_ROOT):
+        return full.relative_to(REPO_ROOT).as_posix()
+    return full.name

@@ -26,6 +26,7 @@ from factory.common import storage
 from factory.common.images import resize
 from factory.common.memory import release_free_memory
 from factory.common.masks import encode_mask
+from factory.common.paths import portable
 from factory.common.shards import atomic_write_json, dump_json, encode_jpeg, iter_samples, write_shard
 from factory.dataset import perturbations
 from factory.dataset.methods import Method, Pair
@@ -89,8 +90,9 @@ class FactoryModule(pl.LightningModule):
     """Holds the manipulation methods and the identity encoder that scores identity similarity."""
 
     def __init__(self, methods: dict[str, Method], identity: IdentityEncoder, jpeg_quality: int = 95,
-                 batch_size: int = 8):
+                 batch_size: int = 8, roots: dict[str, str] | None = None):
         super().__init__()
+        self.roots = roots or {}  # folders the metadata names paths relative to (never a machine's own path)
         self.methods = nn.ModuleDict(methods)
         self.identity = identity.eval().requires_grad_(False)
         self.jpeg_quality, self.batch_size = jpeg_quality, batch_size
@@ -135,6 +137,10 @@ class FactoryModule(pl.LightningModule):
             samples.append({"__key__": job["key"], "jpg": jpg, "mask.png": encode_mask(mask), "json": dump_json(meta)})
         return {"shard": batch["shard"], "samples": samples, "jobs": jobs, "sims": sims.tolist()}
 
+    def _provenance(self, method: Method | None) -> dict:
+        prov = method.provenance() if method is not None else {"checkpoint": "", "sha256": ""}
+        return {**prov, "checkpoint": portable(prov.get("checkpoint", ""), self.roots)}
+
     def metadata(self, job: dict, metas: dict, mask: np.ndarray, sim: float) -> dict:
         t, s = metas[job["target"]], metas[job["source"]]
         method = self.methods[job["method"]] if job["method"] in self.methods else None
@@ -143,7 +149,7 @@ class FactoryModule(pl.LightningModule):
             "source_id": s["identity"], "target_id": t["identity"], "source_key": job["source"],
             "target_key": job["target"], "source_dataset": s["source"], "target_dataset": t["source"],
             "pairing": job["pairing"], "pairing_fallback": job["pairing_fallback"],
-            "generator": method.provenance() if method is not None else {"checkpoint": "", "sha256": ""},
+            "generator": self._provenance(method),
             "seed": job["seed"], "perturbation": job["perturbation"], "id_similarity": round(sim, 4),
             "mask_area": round(float(mask.mean()), 4), "size": int(mask.shape[0]), "jpeg_quality": self.jpeg_quality,
             "target_out_of_frame": t.get("out_of_frame", 0.0),
@@ -240,6 +246,7 @@ def run(cfg, progress: bool = True) -> dict:
 
     start = time.time()
     out_dir = cfg.out_dir
+    roots = {"output_dir": cfg.paths.output_dir, "data_dir": cfg.paths.data_dir}  # what written paths are relative to
     pl.seed_everything(cfg.seed, workers=True)
     identity = instantiate(cfg.identity)
     methods = {name: instantiate(m) for name, m in cfg.methods.items()}
@@ -284,7 +291,7 @@ def run(cfg, progress: bool = True) -> dict:
     is_zero, predict_s = True, 0.0
     if todo:
         t0 = time.time()
-        module = FactoryModule(methods, identity, cfg.jpeg_quality, cfg.batch_size)
+        module = FactoryModule(methods, identity, cfg.jpeg_quality, cfg.batch_size, roots)
         trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, use_distributed_sampler=False,
                               callbacks=[writer, FacesPerSecond(writer)] if progress else [writer],
                               enable_progress_bar=progress, enable_model_summary=False,
@@ -313,7 +320,7 @@ def run(cfg, progress: bool = True) -> dict:
         if len(audit_samples) >= cfg.audit_samples:
             break
     if difficulty:
-        stats["hard_release"] = {"difficulty": hard["difficulty"], "min_difficulty": hard.get("min_difficulty", 0.0),
+        stats["hard_release"] = {"difficulty": portable(hard["difficulty"], roots), "min_difficulty": hard.get("min_difficulty", 0.0),
                                  "dropped_fakes": dropped}
     stats["leakage_audit"] = {"split": audit_split, **leakage_audit(audit_samples, cfg.seed)}
     made = sum(by_name[name]["num_samples"] for name, _ in todo)
@@ -325,7 +332,7 @@ def run(cfg, progress: bool = True) -> dict:
     atomic_write_json(storage.join(out_dir, "stats.json"), stats)
     info = {"size": cfg.size, "jpeg_quality": cfg.jpeg_quality, "real_share": cfg.real_share,
             "pairing": pairing.name, "max_out_of_frame": cfg.max_out_of_frame, "perturb_share": perturb["share"],
-            "seed": cfg.seed, "faces_dir": cfg.faces_dir}
+            "seed": cfg.seed, "faces_dir": portable(cfg.faces_dir, roots)}
     storage.write_bytes(storage.join(out_dir, "README.md"), card(stats, info, stats["leakage_audit"]).encode())
     contact(out_dir, audit_split, cfg.contact_faces)
     return stats

@@ -116,7 +116,8 @@ class Partial(Method):
 
     def __init__(self, regions: tuple[str, ...] = ("eyes", "nose", "mouth", "brows"),
                  donors: tuple[str, ...] = ("source",), grow: float = 1.5, feather: float = 0.06,
-                 checkpoint: str | None = None, fallback: str | None = None, batch_size: int = 8):
+                 checkpoint: str | None = None, fallback: str | None = None, batch_size: int = 8,
+                 trained: str | None = None):
         super().__init__()
         unknown = [r for r in regions if r not in REGIONS or r == "face"]
         if unknown or not regions:
@@ -126,7 +127,7 @@ class Partial(Method):
         self.regions, self.donors, self.grow, self.feather = tuple(regions), tuple(donors), grow, feather
         self.swap = None
         if "swap" in self.donors:
-            self.swap = Swap(checkpoint or "", batch_size, fallback=fallback)
+            self.swap = Swap(checkpoint, batch_size, fallback=fallback, trained=trained)
 
     def provenance(self) -> dict:
         return self.swap.provenance() if self.swap is not None else super().provenance()

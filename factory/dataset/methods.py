@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from factory.common.masks import blend, blend_into_targets, face_mask
+from factory.common.face_mesh import blend_into_targets
+from factory.common.masks import blend, face_mask
 from factory.common.paths import sha256_file
 
 
@@ -48,19 +49,19 @@ class Method(nn.Module):
 
 class Swap(Method):
     """The learned swapper (claims 1-2): decoder of [texture(target) ‖ identity(source)], blended with
-    the target's face mask. `checkpoint` is a Lightning checkpoint of `train_generator` or shipped
-    weights (`weights/swapper.pt`); when it does not exist, `fallback` (the shipped weights) is used, so a
-    fresh clone makes datasets without training."""
+    the target's face mask. `checkpoint` names a Lightning checkpoint of `train_generator` or shipped
+    weights; when it is not set, `trained` (the local training output) is used if it exists, else
+    `fallback` (the shipped weights, `weights/swapper.pt`), so a fresh clone makes datasets without training."""
 
     name = "swap"
 
-    def __init__(self, checkpoint: str, batch_size: int = 8, fallback: str | None = None, mask: str = "mesh"):
+    def __init__(self, checkpoint: str | None = None, batch_size: int = 8, fallback: str | None = None,
+                 mask: str = "mesh", trained: str | None = None):
         super().__init__()
-        from factory.swapper.networks import load_swapper
+        from factory.common.model_files import choose
+        from factory.swapper.training import load_swapper
 
-        if not os.path.exists(checkpoint) and fallback and os.path.exists(fallback):
-            print(f"swap: {checkpoint} not found, using the shipped swapper {fallback}")
-            checkpoint = fallback
+        checkpoint = choose(checkpoint, trained, fallback, "swapper")
         self.checkpoint, self.batch_size, self.mask = checkpoint, batch_size, mask
         self.swapper = load_swapper(checkpoint).eval()
         self.sha256 = sha256_file(checkpoint)

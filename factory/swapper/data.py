@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from factory.common.masks import swap_mask
+from factory.common.face_mesh import swap_mask
 from factory.ingest.facedata import decode, load_faces, to_tensor, train_loader
 
 
@@ -28,7 +28,7 @@ def view_augment() -> A.Compose:
 class PairedViewDataset(Dataset):
     """(face, another view of the same person, the face's soft mask): another photo of that identity when
     there is one (seeded per index and epoch), else an augmented copy. The mask is the swap method's
-    blend mask (`factory.dataset.methods.swap_mask`: the face mesh's hull, or the ellipse), flipped with the face."""
+    blend mask (`factory.common.face_mesh.swap_mask`: the face mesh's hull, or the ellipse), flipped with the face."""
 
     def __init__(self, items: list[dict], seed: int = 0, flip: bool = True, mask: str = "mesh"):
         self.items, self.seed, self.mask = items, seed, mask

@@ -22,7 +22,7 @@ from scipy import linalg
 
 from factory.common.face_mesh import FaceMesh, pose_expression_error
 from factory.common.images import resize
-from factory.common.masks import blend_into_targets
+from factory.common.face_mesh import blend_into_targets
 from factory.common.shards import encode_jpeg
 from factory.identity.encoders import IdentityEncoder, embed_batched
 from factory.ingest.facedata import decode, load_faces, to_tensor

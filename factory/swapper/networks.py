@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from factory.common.model_files import ModelFileError
 from factory.common.paths import sha256_file
 from factory.identity.encoders import IdentityEncoder
 
@@ -305,34 +306,27 @@ def load_shipped(path: str) -> FaceSwapper:
     """A `FaceSwapper` from shipped weights (`save_shipped`); the recogniser is built from its config."""
     from hydra.utils import instantiate
 
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    from factory.common.model_files import expect_state, read_weights
+
+    blob = read_weights(path, "point methods.swap.checkpoint at weights/swapper.pt")
+    if "config" not in blob or "hyper_parameters" in blob:
+        raise ModelFileError(path, "a checkpoint of another kind, not shipped swapper weights (weights/swapper.pt)")
+    state = expect_state(path, blob, "swapper", "texture.")
     cfg = blob["config"]
     swapper = FaceSwapper(instantiate(cfg["identity"]), cfg["size"], cfg["width"], cfg["levels"], cfg["blocks"],
                           cfg.get("id_maps", True), cfg.get("refine", 0))
     missing, unexpected = swapper.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                                   for k, v in blob["state_dict"].items()}, strict=False)
+                                                   for k, v in state.items()}, strict=False)
     if unexpected or any(not k.startswith("identity.") for k in missing):
-        raise ValueError(f"{path}: weights do not fit this swapper (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelFileError(path, f"weights do not fit this swapper (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return swapper.eval()
 
 
 def shipped_lineage(path: str) -> list[dict]:
     """The lineage a run started from shipped weights carries: the weights' own history (oldest first)
     and an entry for the weights themselves (their sha256, batches and training seconds)."""
-    manifest = torch.load(path, map_location="cpu", weights_only=False).get("manifest", {})
+    from factory.common.model_files import read_weights
+
+    manifest = read_weights(path).get("manifest", {})
     return [*manifest.get("history", []), {"sha256": sha256_file(path), "batches": manifest.get("checkpoint_batches"),
                                            "train_seconds": manifest.get("train_seconds")}]
-
-
-def load_swapper(path: str) -> FaceSwapper:
-    """A trained swapper from a `train_generator` Lightning checkpoint (`.ckpt`) or shipped weights."""
-    import os
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no swapper at {path}: run `python -m pipelines.train_generator` or point "
-                                f"methods.swap.checkpoint at weights/swapper.pt")
-    if path.endswith(".ckpt"):
-        from factory.swapper.training import SwapperModule
-
-        return SwapperModule.load_from_checkpoint(path, map_location="cpu").swapper.eval()
-    return load_shipped(path)

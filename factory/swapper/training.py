@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from factory.common.model_files import ModelFileError, expect_state, read_weights, require_file
 from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, load_shipped, shipped_lineage
 
 
@@ -189,7 +190,7 @@ class SwapperModule(pl.LightningModule):
         or from another run's `.ckpt` (discriminator and running moments too; the optimisers start fresh).
         Parts this config adds (e.g. `refine` blocks, which start as the identity) keep their initial values."""
         if path.endswith(".ckpt"):
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            ckpt = read_weights(path)
             state, lineage = ckpt["state_dict"], ckpt.get("lineage", [])
         else:
             state, lineage = {f"swapper.{k}": v for k, v in load_shipped(path).shipped_state().items()}, shipped_lineage(path)
@@ -198,11 +199,11 @@ class SwapperModule(pl.LightningModule):
         try:
             missing, unexpected = self.load_state_dict(state, strict=False)
         except RuntimeError as e:  # a tensor of another shape (e.g. another width)
-            raise ValueError(f"{path}: weights do not fit this swapper: {str(e).splitlines()[1:2]}") from e
+            raise ModelFileError(path, f"weights do not fit this swapper: {str(e).splitlines()[1:2]}") from None
         new = [k for k in missing if not k.startswith(("swapper.identity.", "disc.", "moments.", "landmarks."))
                and ".refine." not in k]
         if unexpected or new:
-            raise ValueError(f"{path}: weights do not fit this swapper (missing {new[:3]}, unexpected {unexpected[:3]})")
+            raise ModelFileError(path, f"weights do not fit this swapper (missing {new[:3]}, unexpected {unexpected[:3]})")
         self.lineage = lineage
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -316,3 +317,19 @@ class SwapperModule(pl.LightningModule):
         gen = list(self.swapper.texture.parameters()) + list(self.swapper.decoder.parameters())
         return (torch.optim.Adam(gen, lr=hp.lr_g, betas=tuple(hp.betas)),
                 torch.optim.Adam(self.disc.parameters(), lr=hp.lr_d, betas=tuple(hp.betas)))
+
+
+def load_swapper(path: str) -> FaceSwapper:
+    """A trained swapper from a `train_generator` Lightning checkpoint (`.ckpt`) or shipped weights."""
+    require_file(path, "run `python -m pipelines.train_generator` or point methods.swap.checkpoint at weights/swapper.pt")
+    if path.endswith(".ckpt"):
+        blob = read_weights(path)
+        expect_state(path, blob, "swapper", "swapper.texture.")
+        module = SwapperModule(**blob["hyper_parameters"])
+        module.on_load_checkpoint(blob)  # as Lightning would: fills state the checkpoint predates
+        try:
+            module.load_state_dict(blob["state_dict"])
+        except RuntimeError as e:
+            raise ModelFileError(path, f"weights do not fit this swapper ({str(e).splitlines()[-1].strip()[:120]})") from None
+        return module.swapper.eval()
+    return load_shipped(path)

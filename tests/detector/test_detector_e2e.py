@@ -117,3 +117,32 @@ def test_detect_scores_every_face_and_names_unusable_files(trained, data_dir, sm
     assert faces and all(0 <= r["p_fake"] <= 1 for r in faces) and faces[0]["file"].endswith("a.jpg")
     assert [r["skipped"] for r in rows if "skipped" in r] == ["empty_file"]
     assert "p(fake)" in capsys.readouterr().out
+
+
+def test_shipped_detector_loads_safely_scores_alike_and_continues(trained, tmp_path):
+    """`ship_detector` writes fp16 weights + manifest; they load with `weights_only` and score as the
+    checkpoint does (within fp16); `init_from` continues them, keeping the lineage; a detector of
+    another backbone is refused."""
+    import torch
+
+    from detector.adapters import load_scorer
+    from detector.evaluation import load_shard_faces
+    from detector.module import DetectorModule
+    from detector.shipped import load_detector, ship_detector
+    from factory.common.model_files import ModelFileError
+
+    ckpt = trained["dir"] / "checkpoints" / "best.ckpt"
+    manifest = ship_detector(str(ckpt), str(tmp_path), {"train_seconds": 1.0, "figures": {"test_auc": 0.5}})
+    path = tmp_path / "detector.pt"
+    torch.load(path, map_location="cpu", weights_only=True)
+    assert json.loads((tmp_path / "detector.json").read_text())["sha256"] == manifest["sha256"]
+    faces, _, _ = load_shard_faces(str(trained["data"]["dir"]), "test", limit=16)
+    np.testing.assert_allclose(load_scorer(str(path))(faces), load_scorer(str(ckpt))(faces), atol=2e-3)
+    module = DetectorModule({"_target_": "detector.models.Detector", "backbone": "resnet10t", "input_size": 64})
+    module.load_shipped(str(path))
+    assert module.lineage[-1]["sha256"] == manifest["sha256"]
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(module.model.eval()(x), load_detector(str(path))(x))
+    other = DetectorModule({"_target_": "detector.models.Detector", "backbone": "resnet18", "input_size": 64})
+    with pytest.raises(ModelFileError, match="resnet10t"):
+        other.load_shipped(str(path))

@@ -107,3 +107,21 @@ def test_two_ranks_write_the_same_shards_as_one(made, tmp_path):
     ranks = {json.loads(p.read_text())["rank"] for p in (two / "_work").glob("*.json")}
     assert ranks == {0, 1}
     assert _tars(two) == _tars(made["dir"])
+
+
+def test_nothing_written_for_others_names_a_machine_path(made):
+    """Card, index, stats and every sample's metadata travel with the dataset: no absolute path in them."""
+    import re
+
+    from factory.common.paths import REPO_ROOT
+
+    root = made["dir"]
+    texts = {name: (root / name).read_text() for name in ("README.md", "_info.json", "stats.json")}
+    texts.update({f"{s['__key__']}.json": s["json"].decode() for s in iter_samples(str(root), "test", decode=False)})
+    machine = [str(p) for p in (REPO_ROOT, root, made["faces"]["dir"], REPO_ROOT.parent, os.path.realpath(root))]
+    absolute = re.compile(r"(?<![\w.:/])/(?:root|work|tmp|home|Users|mnt|var|opt)/")
+    for name, text in texts.items():
+        assert not [m for m in machine if m in text] and not absolute.search(text), (name, text[:300])
+    swap = next(json.loads(s["json"]) for s in iter_samples(str(root), "test", decode=False)
+                if json.loads(s["json"])["method"] == "swap")
+    assert swap["generator"]["checkpoint"].endswith("tiny.ckpt") and swap["generator"]["sha256"]
