@@ -19,8 +19,13 @@ def refusing(task):
     def run(cfg):
         try:
             return task(cfg)
-        except ModelFileError as e:
-            print(f"error: {e}", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - Hydra's instantiate wraps what a constructor raised
+            cause = e
+            while cause is not None and not isinstance(cause, ModelFileError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            print(f"error: {cause}", file=sys.stderr)
             raise SystemExit(2) from None
 
     return run

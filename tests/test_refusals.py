@@ -55,7 +55,7 @@ def _overrides(pipeline: str, path: str, tmp_path, data_dir, small_dataset) -> l
     photo = next((data_dir / "celeba-wild" / "images").iterdir())
     return {
         "detect": [f"input={photo}", f"detector={path}"],
-        "evaluate": [f"data.shards={small_dataset['dir']}", f"detectors={{a: {path}}}"],
+        "evaluate": [f"data.shards={small_dataset['dir']}", "~detectors", f"+detectors={{a: {path}}}"],
         "generate": [f"methods.swap.checkpoint={path}", f"faces_dir={small_dataset['faces']['dir']}",
                      f"out_dir={tmp_path / 'gen'}"],
     }[pipeline] + [f"paths.output_dir={tmp_path}"]

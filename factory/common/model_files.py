@@ -38,6 +38,34 @@ def is_torchscript(path: str) -> bool:
         return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
 
 
+SAFE_MODULES = ("torch", "collections", "numpy", "_codecs", "builtins.set", "builtins.frozenset")
+
+
+def _named_callables(path: str) -> list[str]:
+    """The callables a pickle imports (read by `pickletools`, which runs nothing) outside what plain
+    weights use; [] for a file that is no pickle at all."""
+    import pickletools
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            member = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+            data = z.read(member) if member else b""
+    names, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if isinstance(arg, str) and "UNICODE" in op.name or op.name in ("SHORT_BINSTRING", "BINSTRING"):
+                strings.append(str(arg))
+            elif op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # noqa: BLE001 - not a pickle: no callables named
+        return []
+    return [n for n in names if not n.startswith(SAFE_MODULES)]
+
+
 def read_weights(path: str, hint: str = "") -> dict:
     """A torch-saved file's content, loaded with `weights_only=True`: tensors and plain containers only.
     A file that would run code when unpickled is refused, not executed."""
@@ -45,11 +73,10 @@ def read_weights(path: str, hint: str = "") -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        text = str(e)
-        if "Weights only load failed" in text:
-            found = re.search(r"GLOBAL ([\w.]+)|global[s]?:? `?([\w.]+)", text)
-            name = next((g for g in found.groups() if g), "") if found else ""
-            raise ModelFileError(path, f"unsafe content refused: it would run code on loading{f' ({name})' if name else ''}; "
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        names = [found.group(1)] if found else _named_callables(path)
+        if names:  # the pickle imports a callable that is not plain weights: loading it would run code
+            raise ModelFileError(path, f"unsafe content refused: it would run code on loading ({names[0]}); "
                                        "only plain weights are accepted") from None
         raise ModelFileError(path, "not a model file (not a PyTorch archive or pickle)") from None
     except EOFError:

@@ -1,8 +1,6 @@
 """Lightning module that trains a `TimmEncoder` with a margin head (claim 3) and scores held-out pairs."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -65,10 +63,15 @@ class IdentityModule(pl.LightningModule):
 
 def load_trained_encoder(checkpoint: str) -> TimmEncoder:
     """The frozen, eval-mode encoder of an `IdentityModule` checkpoint, with a clear error if missing."""
-    if not os.path.exists(checkpoint):
-        raise FileNotFoundError(f"identity checkpoint {checkpoint} not found: run `python -m pipelines.train_identity` "
-                                f"or choose identity=dlib")
-    module = IdentityModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    from factory.common.model_files import ModelFileError, expect_state, read_weights
+
+    blob = read_weights(checkpoint, "run `python -m pipelines.train_identity` or choose identity=dlib")
+    state = expect_state(checkpoint, blob, "identity encoder", "encoder.")
+    module = IdentityModule(**blob["hyper_parameters"])
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ModelFileError(checkpoint, f"weights do not fit this identity encoder ({str(e).splitlines()[-1].strip()[:120]})") from None
     return module.encoder.eval().requires_grad_(False)
 
 

@@ -96,5 +96,7 @@ def test_train_identity_tiny_run_end_to_end(small_faces, tmp_path):
     enc = load_trained_encoder(str(out / "checkpoints" / "best.ckpt"))
     emb = enc(torch.rand(2, 3, 128, 128))
     assert emb.shape == (2, 256) and not enc.training
-    with pytest.raises(FileNotFoundError, match="train_identity"):
+    from factory.common.model_files import ModelFileError
+
+    with pytest.raises(ModelFileError, match="not found; run `python -m pipelines.train_identity"):
         load_trained_encoder(str(tmp_path / "missing.ckpt"))
