@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import time
 
@@ -97,6 +98,10 @@ def main(args: list[str]) -> list[dict]:
             backbone, size = spec.split("@")
             rows.append(measure(root, backbone, int(size)))
             print(json.dumps(rows[-1]))
+    out = os.path.join(os.environ.get("SWAP_FACTORY_OUT", "outputs"), "reports", "detector_throughput.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:  # evaluate ship_dir= copies the shipped backbone's rates into its manifest
+        json.dump(rows, f, indent=1)
     print("| backbone | px | data faces/s (1 core) | train step faces/s | scoring faces/s |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['backbone']} | {r['size']} | {r['data_faces_per_s_1_core']} | {r['train_faces_per_s']} | "

@@ -25,6 +25,10 @@ class Detector(nn.Module):
             from factory.common.pretrained import load_imagenet
 
             load_imagenet(self.net, backbone)
+            # a new head starts at zero: timm's EfficientNet init draws a 1-output classifier from U(-1, 1),
+            # which on 1,280 ImageNet features gives logits of ±30 and losses of 4-5 before any step
+            for p in self.head_parameters():
+                nn.init.zeros_(p)
         if pretrained_path:  # a local weights file (nothing is downloaded)
             state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
             state = {k: v for k, v in state.get("state_dict", state).items() if not k.startswith(("fc.", "classifier.", "head."))}

@@ -7,7 +7,6 @@ checkpoint or shipped weights — is read here with `weights_only`, so pickled c
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -15,6 +14,7 @@ import torch
 
 from detector.models import Detector
 from factory.common.model_files import ModelFileError, expect_state, read_weights
+from factory.common.paths import portable, sha256_file
 
 KIND = "swap-factory detector"
 
@@ -49,14 +49,6 @@ def load_detector(path: str) -> Detector:
     return _network(path, blob["config"], expect_state(path, blob, "detector", "net."))
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_detector(model: Detector, config: dict, path: str, manifest: dict | None = None) -> str:
     """Write the detector's weights (fp16) with the config that rebuilds it; returns the file's sha256."""
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
@@ -66,20 +58,54 @@ def save_detector(model: Detector, config: dict, path: str, manifest: dict | Non
     return sha256_file(path)
 
 
-def ship_detector(checkpoint: str, weights_dir: str, manifest: dict) -> dict:
-    """Write `detector.pt` + `detector.json` (the manifest: config, data, CPU hours, figures, lineage, sha256)."""
+def train_seconds(blob: dict) -> float | None:
+    """Training seconds a Lightning checkpoint's `Timer` counted (across its resumes), if it has one."""
+    timer = next((v for k, v in (blob.get("callbacks") or {}).items() if str(k).startswith("Timer")), {})
+    return round(timer.get("time_elapsed", {}).get("train", 0.0), 1) or None
+
+
+def run_facts(checkpoint: str) -> dict:
+    """What a manifest records of the run behind a checkpoint: its config, training seconds, steps, and
+    the files it continued (with theirs), so the CPU hours behind shipped weights add up across machines."""
+    blob = read_weights(checkpoint)
+    if "hyper_parameters" not in blob:  # shipped weights: their own manifest says it
+        return {k: v for k, v in blob.get("manifest", {}).items() if k not in ("file", "sha256", "bytes", "figures", "config")}
+    own = train_seconds(blob)
+    lineage = blob.get("lineage", [])
+    before = sum(e.get("train_seconds") or 0.0 for e in lineage[-1:])  # the last entry's total includes its own lineage
+    hp, data = blob["hyper_parameters"], blob.get("datamodule_hyper_parameters", {})
+    return {"data": {k: (portable(v) if k == "root" else v) for k, v in data.items()}, "recipe": {k: v for k, v in hp.items() if k != "model"}, "train_seconds": own,
+            "total_train_seconds": round((own or 0.0) + before, 1), "epochs": blob.get("epoch"),
+            "steps": blob.get("global_step"), "history": lineage, "source_checkpoint": os.path.basename(checkpoint)}
+
+
+def ship_detector(checkpoint: str, weights_dir: str, manifest: dict | None = None) -> dict:
+    """Write `detector.pt` + `detector.json` (the manifest: config, recipe, data, CPU hours, lineage, sha256;
+    `evaluate ship_dir=` adds the figures it measured on the shipped file)."""
     blob = read_weights(checkpoint)
     config = blob["hyper_parameters"]["model"] if "hyper_parameters" in blob else blob["config"]
     model = load_detector(checkpoint)
     path = os.path.join(weights_dir, "detector.pt")
-    manifest = {"file": "detector.pt", "config": config, **manifest}
+    manifest = {"file": "detector.pt", "config": config, **run_facts(checkpoint), **(manifest or {})}
     manifest["sha256"] = save_detector(model, config, path, {k: v for k, v in manifest.items() if k != "figures"})
     manifest["bytes"] = os.path.getsize(path)
-    with open(os.path.join(weights_dir, "detector.json"), "w") as f:
-        json.dump(manifest, f, indent=1, default=str)
+    write_manifest(weights_dir, manifest)
     return manifest
 
 
-def shipped_manifest(path: str) -> dict:
-    """The manifest stored inside shipped detector weights (empty for a checkpoint)."""
-    return read_weights(path).get("manifest", {})
+def write_manifest(weights_dir: str, manifest: dict) -> None:
+    with open(os.path.join(weights_dir, "detector.json"), "w") as f:
+        json.dump(manifest, f, indent=1, default=str)
+
+
+def figures_of(report: dict, name: str) -> dict:
+    """The headline figures of detector `name` in an `evaluate` report, for the manifest."""
+    r = report["detectors"][name]
+    o, cal = r["overall"], r.get("calibration", {})
+    sweep = r.get("sweep", {})
+    return {"data": report["data"].get("source"), "n": report["data"]["n"], "auc": o["auc"], "auc_ci95": o.get("auc_ci95"),
+            "eer": o["eer"], "ap": o["ap"], "ece": o["ece"], "ece_after_temperature": cal.get("ece_after"),
+            "temperature": cal.get("temperature"), "threshold": o.get("threshold"),
+            "per_method_auc": report["method_matrix"][name],
+            "level3_auc": {k: v[3] for k, v in sweep.items() if isinstance(v, list) and len(v) > 3},
+            "hardest_third_auc": report.get("hardness", {}).get("auc_hardest_third", {}).get(name)}

@@ -146,3 +146,20 @@ def test_shipped_detector_loads_safely_scores_alike_and_continues(trained, tmp_p
     other = DetectorModule({"_target_": "detector.models.Detector", "backbone": "resnet18", "input_size": 64})
     with pytest.raises(ModelFileError, match="resnet10t"):
         other.load_shipped(str(path))
+
+
+def test_evaluate_ships_the_detector_and_measures_the_shipped_file(trained, tmp_path):
+    from pipelines.evaluate import main
+
+    ckpt = trained["dir"] / "checkpoints" / "best.ckpt"
+    cfg = _compose("evaluate", [f"paths.output_dir={tmp_path}", f"data.shards={trained['data']['dir']}",
+                                "~detectors", f"+detectors={{a: {ckpt}}}", "bootstrap=20", "robustness_faces=8",
+                                f"out_dir={tmp_path / 'rep'}", f"ship_dir={tmp_path / 'weights'}"])
+    main.__wrapped__(cfg)
+    manifest = json.loads((tmp_path / "weights" / "detector.json").read_text())
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert manifest["figures"]["auc"] == report["detectors"]["a"]["overall"]["auc"]
+    assert report["data"]["detectors"]["a"].endswith("detector.pt")  # the shipped file is what was measured
+    assert manifest["train_seconds"] is None or manifest["train_seconds"] > 0
+    assert manifest["data"]["root"] and not manifest["data"]["root"].startswith("/")
+    assert set(manifest["figures"]["per_method_auc"]) == METHODS
