@@ -69,9 +69,12 @@ def train_augment(strength: float = 1.0, tight_crop: float = 0.0, degrade: float
     ])
 
 
-def keep(meta: dict, methods=None, perturbations=None, exclude=None) -> bool:
+def keep(meta: dict, methods=None, perturbations=None, exclude=None, sources=None) -> bool:
     """Whether a sample belongs to the requested subset (`exclude`: methods whose fakes are left out,
-    e.g. the held-out method of a leave-one-method-out run)."""
+    e.g. the held-out method of a leave-one-method-out run; `sources`: only faces whose background
+    (target) comes from these sources, both classes — the training half of a cross-source split)."""
+    if sources and meta.get("target_dataset") not in sources:
+        return False
     if methods and meta["label"] == 1 and meta["method"] not in methods:
         return False
     if exclude and meta["label"] == 1 and meta["method"] in exclude:
@@ -82,7 +85,8 @@ def keep(meta: dict, methods=None, perturbations=None, exclude=None) -> bool:
 
 
 def shard_dataset(root: str, split: str, methods=None, perturbations=None, transform=None, shuffle: int = 0,
-                  seed: int = 0, epoch_samples: int | None = None, online: OnlineFakes | None = None, exclude=None):
+                  seed: int = 0, epoch_samples: int | None = None, online: OnlineFakes | None = None, exclude=None,
+                  sources=None):
     """(face tensor, label, metadata) stream of one split; split across ranks and DataLoader workers;
     `online` adds fakes made on the fly from the stream's reals (train only)."""
     urls = split_urls(root, split)
@@ -93,7 +97,7 @@ def shard_dataset(root: str, split: str, methods=None, perturbations=None, trans
                             nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker)
     if shuffle:
         ds = ds.shuffle(shuffle, rng=random.Random(seed))
-    ds = ds.decode("rgb8").to_tuple("jpg", "json").select(lambda s: keep(s[1], methods, perturbations, exclude))
+    ds = ds.decode("rgb8").to_tuple("jpg", "json").select(lambda s: keep(s[1], methods, perturbations, exclude, sources))
     if online is not None:
         if split != "train":
             raise ValueError("online fakes are made from train reals only")
@@ -160,7 +164,7 @@ class ShardDataModule(pl.LightningDataModule):
     def __init__(self, root: str, methods=None, perturbations=None, batch_size: int = 64, num_workers: int = 1,
                  shuffle: int = 2000, augment_strength: float = 1.0, seed: int = 0, online_share: float = 0.0,
                  online_methods: tuple[str, ...] = ("self_blend", "warp_blend"), tight_crop: float = 0.0, degrade: float = 0.0,
-                 exclude_methods=None, reframe: float = 0.0):
+                 exclude_methods=None, reframe: float = 0.0, sources=None):
         super().__init__()
         if isinstance(exclude_methods, str):
             exclude_methods = [exclude_methods]
@@ -171,7 +175,7 @@ class ShardDataModule(pl.LightningDataModule):
         hp = self.hparams
         if getattr(self, "train_count", None) is None:
             ds = wds.WebDataset(split_urls(hp.root, "train"), shardshuffle=False, empty_check=False)
-            metas = [m for m in (json.loads(s["json"]) for s in ds) if keep(m, hp.methods, hp.perturbations, hp.exclude_methods)]
+            metas = [m for m in (json.loads(s["json"]) for s in ds) if keep(m, hp.methods, hp.perturbations, hp.exclude_methods, hp.sources)]
             self.train_count = len(metas)
             # each real is followed by an online fake with probability online_share (expected count)
             self.train_count += int(round(hp.online_share * sum(m["label"] == 0 for m in metas)))
@@ -186,12 +190,12 @@ class ShardDataModule(pl.LightningDataModule):
         online = OnlineFakes(hp.online_share, tuple(hp.online_methods), hp.seed + epoch) if hp.online_share else None
         ds = shard_dataset(hp.root, "train", hp.methods, hp.perturbations, train_augment(hp.augment_strength, hp.tight_crop, hp.degrade, hp.reframe),
                            hp.shuffle, hp.seed + epoch, self.train_count // world if world > 1 else None, online,
-                           hp.exclude_methods)
+                           hp.exclude_methods, hp.sources)
         ds = ds.with_length(self.train_count // world)
         return DataLoader(ds, batch_size=hp.batch_size, num_workers=hp.num_workers, collate_fn=collate,
                           persistent_workers=False)
 
     def val_dataloader(self) -> DataLoader:
         hp = self.hparams
-        ds = shard_dataset(hp.root, "val", hp.methods, hp.perturbations, exclude=hp.exclude_methods)
+        ds = shard_dataset(hp.root, "val", hp.methods, hp.perturbations, exclude=hp.exclude_methods, sources=hp.sources)
         return DataLoader(ds, batch_size=hp.batch_size, num_workers=0, collate_fn=collate)

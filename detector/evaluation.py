@@ -43,7 +43,13 @@ def val_fit(scorer: Callable, root: str | None, split: str = "val", limit: int |
 
 def breakdown(y: np.ndarray, p: np.ndarray, metas: list[dict], threshold: float | None, n_boot: int, seed: int) -> dict:
     """Overall, per method (its fakes vs all reals), per perturbation type × level (both classes)."""
-    out = {"overall": binary_metrics(y, p, threshold, n_boot, seed), "per_method": {}, "per_perturbation": {}}
+    out = {"overall": binary_metrics(y, p, threshold, n_boot, seed), "per_method": {}, "per_perturbation": {},
+           "per_source": {}}
+    sources = np.array([m.get("target_dataset", "") for m in metas])
+    for source in sorted(set(sources) - {""}):  # both classes on that source's backgrounds (cross-source protocol)
+        sel = sources == source
+        if len(np.unique(y[sel])) == 2:
+            out["per_source"][source] = binary_metrics(y[sel], p[sel], threshold, n_boot, seed)
     methods = np.array([m["method"] for m in metas])
     for method in sorted(set(methods) - {"real"}):
         sel = (methods == method) | (y == 0)
@@ -160,6 +166,14 @@ def markdown(report: dict) -> str:
         t = c.get("temperature")
         lines.append(f"| {name} | {'–' if t is None else f'{t:.2f}'} | {_fmt(c.get('ece_before'))} → "
                      f"{_fmt(c.get('ece_after'))} | {_fmt(c.get('brier_before'))} → {_fmt(c.get('brier_after'))} |")
+    per_source = {n: r.get("per_source", {}) for n, r in report["detectors"].items()}
+    names = sorted({src for v in per_source.values() for src in v})
+    if names:
+        lines += ["", "AUC by background source (both classes on that source's faces; a cross-source detector "
+                      "trained with `sources=` is scored on the others here):", "",
+                  "| detector | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        lines += [f"| {n} | " + " | ".join(_fmt(v.get(src, {}).get("auc")) for src in names) + " |"
+                  for n, v in per_source.items()]
     matrix = report.get("method_matrix")
     lomo = leave_one_method_out(matrix or {})
     if lomo:

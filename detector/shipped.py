@@ -107,5 +107,6 @@ def figures_of(report: dict, name: str) -> dict:
             "eer": o["eer"], "ap": o["ap"], "ece": o["ece"], "ece_after_temperature": cal.get("ece_after"),
             "temperature": cal.get("temperature"), "threshold": o.get("threshold"),
             "per_method_auc": report["method_matrix"][name],
+            "per_source_auc": {k: v["auc"] for k, v in r.get("per_source", {}).items()},
             "level3_auc": {k: v[3] for k, v in sweep.items() if isinstance(v, list) and len(v) > 3},
             "hardest_third_auc": report.get("hardness", {}).get("auc_hardest_third", {}).get(name)}

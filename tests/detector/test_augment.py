@@ -43,3 +43,15 @@ def test_reframe_moves_the_face_in_the_crop_reproducibly(data_dir):
         (dx, dy), _ = cv2.phaseCorrelate(grey, np.float32(cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2GRAY)))
         shifts.append(np.hypot(dx, dy))
     assert max(shifts) > 2.0 and max(shifts) < 12.0, shifts  # up to 8 % of 64 px per axis
+
+
+def test_subset_filters_keep_what_they_name():
+    from detector.data import keep
+
+    real = {"label": 0, "method": "real", "perturbation": {"type": "none"}, "target_dataset": "utkface"}
+    fake = {"label": 1, "method": "swap", "perturbation": {"type": "jpeg"}, "target_dataset": "celeba-wild"}
+    assert keep(real, methods=["morph"]) and not keep(fake, methods=["morph"])  # reals always stay
+    assert not keep(fake, exclude=["swap"]) and keep(real, exclude=["swap"])
+    assert not keep(fake, perturbations=["none"]) and keep(real, perturbations=["none"])
+    celeba = ["celeba-wild", "celeba-aligned"]  # a cross-source split leaves the other source out, both classes
+    assert keep(fake, sources=celeba) and not keep(real, sources=celeba)

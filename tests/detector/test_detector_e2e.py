@@ -68,6 +68,7 @@ def test_evaluate_on_shards_writes_the_report(trained, tmp_path):
     assert 0 <= a["overall"]["auc"] <= 1 and a["overall"]["threshold"] is not None and a["overall"]["ece"] >= 0
     assert any(k != "none:0" for k in a["per_perturbation"])
     assert len(a["sweep"]["jpeg"]) == 6 and a["sweep"]["faces"] > 0  # every level on the same clean faces
+    assert a["per_source"] and set(a["per_source"]) <= {"celeba-wild", "celeba-aligned", "utkface"}
     hard = report["hardness"]
     assert set(hard["auc_hardest_third"]) == {"a", "b"} and set(hard["mean_difficulty_by_method"]) <= set(METHODS)
     difficulty = json.loads((tmp_path / "rep" / "difficulty.json").read_text())["difficulty"]
