@@ -124,7 +124,8 @@ class SFaceEncoder(IdentityEncoder):
 
 
 class TimmEncoder(IdentityEncoder):
-    """timm backbone + ArcFace-style embedding head (BN → dropout → flatten → FC → BN), from scratch.
+    """timm backbone + ArcFace-style embedding head (BN → dropout → flatten → FC → BN), from scratch or
+    (`imagenet=True`) from the ImageNet weights that ship in a package.
 
     The spatial map is flattened rather than pooled (as in ArcFace's 'E' output) so the embedding
     keeps where features are on the face.
@@ -134,10 +135,14 @@ class TimmEncoder(IdentityEncoder):
 
     def __init__(self, backbone: str = "mobilenetv4_conv_small", embedding_dim: int = 256, input_size: int = 64,
                  box: tuple[float, float, float, float] = (0.1, 0.12, 0.9, 0.92), dropout: float = 0.2,
-                 pretrained_path: str | None = None):
+                 pretrained_path: str | None = None, imagenet: bool = False):
         super().__init__()
         self.embedding_dim, self.input_size, self.box = embedding_dim, input_size, tuple(box)
         self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
+        if imagenet:  # the ImageNet weights that ship in a package (factory.common.pretrained)
+            from factory.common.pretrained import load_imagenet
+
+            load_imagenet(self.backbone, backbone)
         if pretrained_path:
             state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
             self.backbone.load_state_dict(state, strict=False)

@@ -53,3 +53,14 @@ def test_detector_starts_from_imagenet():
 def test_unknown_backbone_is_refused_in_one_line():
     with pytest.raises(KeyError, match="no packaged ImageNet weights for 'resnet10t'"):
         load_imagenet(timm.create_model("resnet10t", num_classes=1), "resnet10t")
+
+
+def test_identity_encoder_starts_from_imagenet():
+    """The margin-loss encoder (claim 3) loads the same packaged weights through the same loader."""
+    from factory.identity.encoders import TimmEncoder
+
+    ref = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    ref.load_state_dict(imagenet_state_dict("tf_efficientnet_lite0", ref))
+    enc = TimmEncoder("tf_efficientnet_lite0", input_size=112, imagenet=True)
+    assert torch.equal(enc.backbone.conv_stem.weight, ref.conv_stem.weight)
+    assert enc(torch.rand(2, 3, 128, 128)).shape == (2, 256)
