@@ -123,9 +123,10 @@ class OnlineFakes:
     new fakes while the same seed replays the same ones. Only train-split reals ever enter."""
 
     def __init__(self, share: float = 0.5, methods: tuple[str, ...] = ("self_blend", "warp_blend"), seed: int = 0):
+        from factory.dataset.mesh_methods import SBI
         from factory.dataset.methods import SelfBlend, WarpBlend
 
-        known = {"self_blend": SelfBlend(), "warp_blend": WarpBlend()}
+        known = {"self_blend": SelfBlend(), "warp_blend": WarpBlend(), "sbi": SBI()}
         if not 0 <= share <= 1 or not methods or any(m not in known for m in methods):
             raise ValueError(f"online fakes: share in [0, 1] and methods among {sorted(known)} (got {share}, {methods})")
         self.share, self.seed, self.methods = share, seed, {m: known[m] for m in methods}
@@ -149,7 +150,7 @@ class OnlineFakes:
                     name = "self_blend"
                 source, smeta = others[rng.integers(len(others))] if name == "warp_blend" else (image, meta)
                 lm = template(image.shape[0]).astype(np.float32)  # every crop is aligned on the canonical template
-                fake, _ = self.methods[name]([Pair(image, source, lm, lm, rng)])[0][:2]
+                fake = self.methods[name]([Pair(image, source, lm, lm, rng)])[0][0]
                 yield fake, {**meta, "key": meta["key"] + f"_online_{name}", "label": 1, "method": f"online_{name}",
                              "source_id": smeta["target_id"], "source_key": smeta["target_key"]}
             donors = (donors + [(image, meta)])[-16:]

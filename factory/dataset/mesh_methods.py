@@ -156,3 +156,79 @@ class Partial(Method):
             result.append((blend(part, p.target, mask), mask,
                            {"region": region, "donor": donor, "mesh_score": round(score, 4)}))
         return result
+
+
+class SBI(Method):
+    """Self-blended images as published (Shiohara & Yamasaki, CVPR 2022), at the crop's own size: a face
+    blended with a copy of itself, so the only trace is the blend. One of the two (source or target) gets
+    colour jitter (RGB shift, HSV, brightness/contrast) and a frequency change (down-and-up scaling or
+    sharpening); the copy is shifted and scaled a little; the mask is the dense mesh's face hull (the
+    5-point ellipse when the mesh finds no face), elastically deformed, eroded or dilated by a random
+    blur and scaled by a blend ratio drawn from (0.25, 0.5, 0.75, 1, 1, 1). Sizes are the paper's at 256 px
+    scaled to the crop. `jitter_target` is the paper's 0.5 for training; a stored dataset sets 0, so the
+    background stays the real photo and the mask names exactly what changed."""
+
+    name = "sbi"
+    uses_source = False
+    RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
+    def __init__(self, elastic: bool = True, shift: tuple[float, float] = (0.03, 0.015), scale: float = 0.05,
+                 jitter_target: float = 0.5):
+        super().__init__()
+        self.elastic, self.shift, self.scale, self.jitter_target = elastic, tuple(shift), scale, jitter_target
+
+    @staticmethod
+    def _jitter(image: np.ndarray, seed: int) -> np.ndarray:
+        import albumentations as A
+
+        colour = A.Compose([
+            A.RGBShift((-20, 20), (-20, 20), (-20, 20), p=0.3),
+            A.HueSaturationValue((-0.3 * 180 / 2, 0.3 * 180 / 2), (-0.3 * 255, 0.3 * 255), (-0.3 * 255, 0.3 * 255), p=0.3),
+            A.RandomBrightnessContrast((-0.1, 0.1), (-0.1, 0.1), p=0.3),
+            A.OneOf([A.Downscale(scale_range=(0.5, 0.9), p=1.0), A.Sharpen(alpha=(0.2, 0.5), lightness=(0.5, 1.0), p=1.0)],
+                    p=1.0),
+        ], seed=seed)
+        return colour(image=image)["image"]
+
+    def _mask(self, pair: Pair, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+        from factory.common.face_mesh import region_mask
+
+        size = pair.target.shape[0]
+        hull, meshed = region_mask(pair.target, pair.target_lm, "face", grow=1.0, feather=0.0)
+        hard = (hull > 0.5).astype(np.float32)
+        if self.elastic:  # the paper's ElasticTransform(alpha=50, sigma=7) at 256 px
+            import albumentations as A
+
+            k = size / 256
+            warp_mask = A.Compose([A.ElasticTransform(alpha=50 * k, sigma=7 * k, p=1.0)], seed=int(rng.integers(2**31)))
+            hard = warp_mask(image=hard)["image"]
+        # erode or dilate by blurring the hard mask, as the paper's get_blend_mask: a blur, a threshold, a blur
+        odd = lambda lo, hi: int(rng.integers(lo, hi)) // 2 * 2 + 1  # noqa: E731
+        k1 = max(3, int(round(odd(5, 26) * size / 256)) // 2 * 2 + 1)
+        k2 = max(3, int(round(odd(5, 26) * size / 256)) // 2 * 2 + 1)
+        soft = cv2.GaussianBlur(hard, (k1, k1), 0)
+        soft = soft / max(float(soft.max()), 1e-6)
+        eroded = np.where(soft < 1, 0, soft).astype(np.float32) if rng.random() < 0.5 else soft  # erode, or dilate
+        soft = eroded if eroded.max() > 0 else hard
+        soft = cv2.GaussianBlur(soft, (k2, k2), 0)
+        soft = soft / max(float(soft.max()), 1e-6)
+        return np.clip(soft * self.RATIOS[int(rng.integers(len(self.RATIOS)))], 0, 1).astype(np.float32), meshed
+
+    def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray, dict]]:
+        result = []
+        for p in pairs:
+            rng, size = p.rng, p.target.shape[0]
+            source, target = p.target.copy(), p.target.copy()
+            jittered = "target" if rng.random() < self.jitter_target else "source"
+            if jittered == "source":
+                source = self._jitter(source, int(rng.integers(2**31)))
+            else:
+                target = self._jitter(target, int(rng.integers(2**31)))
+            s = 1 + rng.uniform(-self.scale, self.scale)
+            matrix = cv2.getRotationMatrix2D((size / 2, size / 2), 0.0, s)
+            matrix[:, 2] += rng.uniform(-1, 1, 2) * np.array(self.shift) * size
+            source = cv2.warpAffine(source, matrix, (size, size), borderMode=cv2.BORDER_REFLECT_101)
+            mask, meshed = self._mask(p, rng)
+            result.append((blend(source, target, mask), mask, {"jittered": jittered, "mesh_hull": meshed,
+                                                              "blend_ratio": round(float(mask.max()), 3)}))
+        return result
