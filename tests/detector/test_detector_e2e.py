@@ -23,10 +23,10 @@ def trained(small_dataset, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("det")
     cfg = _compose("train_detector", [f"paths.output_dir={out}", f"dataset_dir={small_dataset['dir']}",
-                                      "detector_model=resnet10t", "trainer.max_epochs=2", "data.batch_size=16",
-                                      "data.num_workers=0", "module.warmup_steps=2"])
+                                      "detector_model=resnet10t", "module=scratch", "trainer.max_epochs=2",
+                                      "data.batch_size=16", "data.num_workers=0", "module.warmup_steps=2"])
     result = main.__wrapped__(cfg)
-    return {"result": result, "dir": out / "detectors" / "resnet10t", "data": small_dataset}
+    return {"result": result, "dir": out / "detectors" / cfg.name, "data": small_dataset}
 
 
 def test_training_writes_checkpoint_and_exports(trained):
@@ -139,12 +139,13 @@ def test_shipped_detector_loads_safely_scores_alike_and_continues(trained, tmp_p
     assert json.loads((tmp_path / "detector.json").read_text())["sha256"] == manifest["sha256"]
     faces, _, _ = load_shard_faces(str(trained["data"]["dir"]), "test", limit=16)
     np.testing.assert_allclose(load_scorer(str(path))(faces), load_scorer(str(ckpt))(faces), atol=2e-3)
-    module = DetectorModule({"_target_": "detector.models.Detector", "backbone": "resnet10t", "input_size": 64})
+    size = load_detector(str(path)).input_size
+    module = DetectorModule({"_target_": "detector.models.Detector", "backbone": "resnet10t", "input_size": size})
     module.load_shipped(str(path))
     assert module.lineage[-1]["sha256"] == manifest["sha256"]
-    x = torch.rand(2, 3, 64, 64)
+    x = torch.rand(2, 3, size, size)
     torch.testing.assert_close(module.model.eval()(x), load_detector(str(path))(x))
-    other = DetectorModule({"_target_": "detector.models.Detector", "backbone": "resnet18", "input_size": 64})
+    other = DetectorModule({"_target_": "detector.models.Detector", "backbone": "resnet18", "input_size": size})
     with pytest.raises(ModelFileError, match="resnet10t"):
         other.load_shipped(str(path))
 

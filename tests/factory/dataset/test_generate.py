@@ -28,6 +28,7 @@ def made(small_dataset):
 def test_counts_provenance_and_masks(made):
     info = read_index(str(made["dir"]))
     assert {s: v["num_samples"] for s, v in info["splits"].items()} == SAMPLES
+    assert info["size"] == 128  # the store's own size, the default resolution
     face_meta = {}
     for split in ("train", "val", "test"):
         for x in iter_samples(str(made["faces"]["dir"]), split):
@@ -37,7 +38,7 @@ def test_counts_provenance_and_masks(made):
         for x in iter_samples(str(made["dir"]), split):
             m, img, mask = x["json"], x["jpg"], x["mask.png"]
             methods.add(m["method"])
-            assert img.shape == (64, 64, 3) and mask.shape[:2] == (64, 64)
+            assert img.shape == (info["size"], info["size"], 3) and mask.shape[:2] == img.shape[:2]
             for k in ("label", "method", "split", "source_id", "target_id", "source_key", "target_key", "generator",
                       "seed", "perturbation", "id_similarity"):
                 assert k in m
