@@ -9,8 +9,9 @@ is appended to every detector's and report's name (e.g. `dataset_dir=outputs/dat
 `lomo`: for every method in the dataset, a detector trained (and validated) without that method's fakes
 (`train_detector holdout=<method>`, named `without_<method>`), then one `evaluate` of all of them: the
 report's leave-one-method-out table is each detector's AUC on the method it never saw.
-`zoo`: resnet10t, resnet18, efficientnet_b0 and xception41, each for the same wall-clock budget
-(`trainer.max_time`), evaluated together. Every run is its own process, one at a time (two cores).
+`zoo`: resnet10t, resnet18, efficientnet_b0 and xception41 from scratch, each for the same wall-clock
+budget (`trainer.max_time`), evaluated together. The default dataset is `outputs/dataset_128`; the 64 px
+tables were made with `dataset_dir=outputs/dataset resolution=px64 detector_model=resnet10t module=scratch`. Every run is its own process, one at a time (two cores).
 Reports land in `outputs/reports/detectors/<protocol>/`.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
     out = REPO_ROOT / "outputs"
     ours = {"dataset_dir", "name"}  # read here; every other override goes to train_detector as given
     options = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ours)
-    dataset, suffix = options.get("dataset_dir", str(out / "dataset")), options.get("name", "")
+    dataset, suffix = options.get("dataset_dir", str(out / "dataset_128")), options.get("name", "")
     overrides = (f"dataset_dir={dataset}", *(o for o in overrides if o.split("=", 1)[0] not in ours))
     budget = [f"++trainer.max_time=00:00:{minutes:02d}:00", "trainer.max_epochs=100", "early_stopping.patience=100"]
     if protocol == "lomo":
@@ -50,7 +51,8 @@ def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
     elif protocol == "zoo":
         names = {f"zoo_{b}{suffix}": b for b in ZOO}
         for name, backbone in names.items():
-            run(["pipelines.train_detector", f"detector_model={backbone}", f"name={name}", *budget, *overrides])
+            run(["pipelines.train_detector", f"detector_model={backbone}", "module=scratch", f"name={name}", *budget,
+                 *overrides])
     else:
         raise SystemExit("protocol: lomo or zoo")
     detectors = ",".join(f"{n}:{out}/detectors/{n}/checkpoints/best.ckpt" for n in names)

@@ -4,7 +4,7 @@ reflect padding), and scored beside the same faces as stored.
 
     python -m benchmarks.tight_crops [detector.ckpt] [n_faces] [keep] [crops_from] [stored]
 
-`stored` (default `outputs/dataset`) is the dataset the detector reads; `crops_from` (default: the same)
+`detector` defaults to the shipped one; `stored` (default `outputs/dataset_128`) is the dataset it reads; `crops_from` (default: the same)
 is where the crops are cut: the same plan at a higher resolution (`outputs/dataset_128`, made with
 `resolution=px128`, same keys) cuts them from 128 px faces, as public sets cut them from video frames;
 cut from the 64 px faces themselves, the crop is a 64 → 224 px upsampling too (a blur no public crop has).
@@ -25,7 +25,7 @@ import numpy as np
 import factory  # noqa: F401
 from detector.adapters import load_scorer
 from detector.faces_in import FaceReader
-from factory.common.paths import REPO_ROOT
+from factory.common.paths import REPO_ROOT, portable
 from factory.common.shards import iter_samples
 
 
@@ -37,8 +37,8 @@ def tight_crop(face: np.ndarray, keep: float = 0.8, size: int = 224) -> np.ndarr
     return cv2.resize(face[y0:y0 + b, x0:x0 + b], (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoints/best.ckpt"), n: int = 1000,
-         keep: float = 0.8, crops_from: str | None = None, stored_dir: str = "outputs/dataset") -> dict:
+def main(detector: str = str(REPO_ROOT / "weights/detector.pt"), n: int = 1000,
+         keep: float = 0.8, crops_from: str | None = None, stored_dir: str = "outputs/dataset_128") -> dict:
     from sklearn.metrics import roc_auc_score
 
     root = REPO_ROOT / "outputs" / "reports" / "tight_crops"
@@ -74,7 +74,8 @@ def main(detector: str = str(REPO_ROOT / "outputs/detectors/resnet10t/checkpoint
     y = np.array(labels)
     found = np.array([k in by_key for k in names])
     p_t = np.array([by_key.get(k, np.nan) for k in names])
-    result = {"detector": detector, "faces": len(names), "keep": keep, "stored": stored_dir, "crops_from": crops_from,
+    result = {"detector": portable(detector), "faces": len(names), "keep": keep, "stored": portable(stored_dir),
+              "crops_from": portable(crops_from),
               "crop_source_px": int(next(iter(source.values())).shape[0]), "skipped": read["skipped_by_reason"],
               "padded": read["padded"],
               "mean_p_fake": {c: {"stored": float(p_stored[(y == v) & found].mean()), "tight": float(p_t[(y == v) & found].mean())}
