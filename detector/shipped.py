@@ -110,3 +110,14 @@ def figures_of(report: dict, name: str) -> dict:
             "per_source_auc": {k: v["auc"] for k, v in r.get("per_source", {}).items()},
             "level3_auc": {k: v[3] for k, v in sweep.items() if isinstance(v, list) and len(v) > 3},
             "hardest_third_auc": report.get("hardness", {}).get("auc_hardest_third", {}).get(name)}
+
+
+def shipped_temperature(path: str) -> float | None:
+    """The calibrating temperature `evaluate` fitted for shipped weights (from the `detector.json` beside
+    them, when it describes this very file), else None."""
+    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), "detector.json")
+    if not str(path).endswith(".pt") or not os.path.isfile(manifest):
+        return None
+    with open(manifest) as f:
+        m = json.load(f)
+    return m.get("figures", {}).get("temperature") if m.get("sha256") == sha256_file(path) else None
