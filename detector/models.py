@@ -30,11 +30,13 @@ class Detector(nn.Module):
             for p in self.head_parameters():
                 nn.init.zeros_(p)
         if pretrained_path:  # a local weights file (nothing is downloaded)
-            state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
+            from factory.common.model_files import ModelFileError, read_weights
+
+            state = read_weights(pretrained_path)
             state = {k: v for k, v in state.get("state_dict", state).items() if not k.startswith(("fc.", "classifier.", "head."))}
             missing, _ = self.net.load_state_dict(state, strict=False)
             if len(missing) > 4:
-                raise ValueError(f"{pretrained_path} does not fit {backbone}: {len(missing)} missing tensors")
+                raise ModelFileError(pretrained_path, f"does not fit {backbone}: {len(missing)} missing tensors")
         cfg = self.net.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg.get("mean", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.get("std", (0.5, 0.5, 0.5))).view(1, 3, 1, 1), persistent=False)

@@ -144,7 +144,9 @@ class TimmEncoder(IdentityEncoder):
 
             load_imagenet(self.backbone, backbone)
         if pretrained_path:
-            state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
+            from factory.common.model_files import read_weights
+
+            state = read_weights(pretrained_path)
             self.backbone.load_state_dict(state, strict=False)
         with torch.no_grad():
             c, h, w = self.backbone(torch.zeros(1, 3, input_size, input_size)).shape[1:]
