@@ -27,11 +27,12 @@ def identity_augment(strength: float = 1.0) -> A.Compose:
 
 class IdentityDataModule(pl.LightningDataModule):
     """Train split identities (with at least `min_per_identity` faces) for the margin classifier; val
-    split faces for held-out verification AUC."""
+    split faces for held-out verification AUC. `unlabelled: true` adds every other train face of the store
+    (other sources, and people with too few faces) with label −1, for the distillation term only."""
 
     def __init__(self, faces_dir: str, sources: Sequence[str] | None = ("celeba-wild", "celeba-aligned"),
                  min_per_identity: int = 2, batch_size: int = 128, num_workers: int = 2,
-                 augment_strength: float = 1.0, val_limit: int | None = 3000):
+                 augment_strength: float = 1.0, val_limit: int | None = 3000, unlabelled: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.faces_dir, self.sources = faces_dir, list(sources) if sources else None
@@ -44,7 +45,11 @@ class IdentityDataModule(pl.LightningDataModule):
         train = load_faces(self.faces_dir, "train", self.sources, hp.min_per_identity)
         if not train:
             raise RuntimeError(f"no training faces with >= {hp.min_per_identity} per identity in {self.faces_dir}")
-        self.train_set = FaceDataset(train, transform=identity_augment(hp.augment_strength))
+        classes = sorted({it["meta"]["identity"] for it in train})
+        if hp.unlabelled:  # every other train face: identities outside `classes` get label −1
+            labelled = {it["meta"]["key"] for it in train}
+            train = train + [it for it in load_faces(self.faces_dir, "train") if it["meta"]["key"] not in labelled]
+        self.train_set = FaceDataset(train, classes, transform=identity_augment(hp.augment_strength))
         self.num_classes = len(self.train_set.classes)
         val = load_faces(self.faces_dir, "val", self.sources, 2)[: hp.val_limit]
         self.val_set = FaceDataset(val)

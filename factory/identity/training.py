@@ -1,4 +1,9 @@
-"""Lightning module that trains a `TimmEncoder` with a margin head (claim 3) and scores held-out pairs."""
+"""Lightning module that trains a `TimmEncoder` with a margin head (claim 3) and scores held-out pairs.
+
+Beside the margin loss on identity-labelled faces, `w_distill` adds embedding distillation towards a frozen
+pretrained recogniser (`teacher`, e.g. dlib) on every face of the batch, labelled or not (label −1): the
+student's embedding, linearly projected to the teacher's size, is pulled to the teacher's by cosine.
+`w_margin=0` trains by distillation alone."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,23 +20,59 @@ class IdentityModule(pl.LightningModule):
     """Encoder + ArcFace/CosFace head; validation logs `val/auc` on val-split identities never trained on."""
 
     def __init__(self, encoder: dict, num_classes: int, margin: dict, lr: float = 0.1, momentum: float = 0.9,
-                 weight_decay: float = 5e-4, warmup_epochs: int = 1):
+                 weight_decay: float = 5e-4, warmup_epochs: int = 1, teacher: dict | None = None,
+                 w_distill: float = 0.0, w_margin: float = 1.0):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = TimmEncoder(**encoder)
         self.head = MarginHead(self.encoder.embedding_dim, num_classes, **margin)
+        self.teacher, self.project = None, None
+        if w_distill > 0:
+            if not teacher:
+                raise ValueError("w_distill > 0 needs a teacher recogniser, e.g. teacher={_target_: factory.identity.DlibEncoder}")
+            from hydra.utils import instantiate
+
+            self.teacher = instantiate(teacher).eval().requires_grad_(False)
+            self.project = torch.nn.Linear(self.encoder.embedding_dim, self.teacher.embedding_dim, bias=False)
         self._val_emb: list[torch.Tensor] = []
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.encoder(faces)
 
+    def state_dict(self, *args, **kwargs):
+        """Without the frozen teacher: it ships in its own package, checkpoints need not carry it."""
+        state = super().state_dict(*args, **kwargs)
+        for k in [k for k in state if k.startswith("teacher.")]:
+            del state[k]
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        if self.teacher is not None:  # the teacher comes from its package, not from the checkpoint
+            state_dict = {**{f"teacher.{k}": v for k, v in self.teacher.state_dict().items()}, **state_dict}
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    def losses(self, faces: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The margin loss on the labelled faces (label ≥ 0) and the distillation loss on all of them."""
+        emb = self.encoder(faces)
+        out = {}
+        known = labels >= 0
+        if self.hparams.w_margin > 0 and known.any():
+            logits = self.head(emb[known], labels[known])
+            out["margin"] = F.cross_entropy(logits, labels[known])
+            out["acc"] = (logits.argmax(1) == labels[known]).float().mean()
+        if self.teacher is not None:
+            with torch.no_grad():
+                target = self.teacher.eval()(faces)
+            out["distill"] = (1 - F.cosine_similarity(self.project(emb), target, dim=1)).mean()
+        return out
+
     def training_step(self, batch, _):
         faces, labels = batch
-        emb = self.encoder(faces)
-        logits = self.head(emb, labels)
-        loss = F.cross_entropy(logits, labels)
+        parts = self.losses(faces, labels)
+        hp = self.hparams
+        loss = hp.w_margin * parts.get("margin", faces.new_zeros(())) + hp.w_distill * parts.get("distill", faces.new_zeros(()))
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", (logits.argmax(1) == labels).float().mean(), prog_bar=True)
+        self.log_dict({f"train/{k}": v for k, v in parts.items()}, prog_bar=True)
         return loss
 
     def validation_step(self, batch, _):
@@ -51,8 +92,8 @@ class IdentityModule(pl.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        decay = [p for n, p in self.named_parameters() if p.ndim > 1]
-        no_decay = [p for n, p in self.named_parameters() if p.ndim <= 1]
+        decay = [p for n, p in self.named_parameters() if p.ndim > 1 and p.requires_grad]
+        no_decay = [p for n, p in self.named_parameters() if p.ndim <= 1 and p.requires_grad]
         opt = torch.optim.SGD([{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0}],
                               lr=hp.lr, momentum=hp.momentum, nesterov=True)
         total = max(1, int(self.trainer.estimated_stepping_batches))
@@ -67,7 +108,8 @@ def load_trained_encoder(checkpoint: str) -> TimmEncoder:
 
     blob = read_weights(checkpoint, "run `python -m pipelines.train_identity` or choose identity=dlib")
     state = expect_state(checkpoint, blob, "identity encoder", "encoder.")
-    module = IdentityModule(**blob["hyper_parameters"])
+    module = IdentityModule(**{**blob["hyper_parameters"], "w_distill": 0.0})  # the encoder alone: no teacher
+    state = {k: v for k, v in state.items() if not k.startswith("project.")}
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
