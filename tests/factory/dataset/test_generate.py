@@ -80,7 +80,7 @@ def test_shards_load_with_webdataset_timm_and_hf_datasets(made):
     labels = sorted(t for _, t in reader)
     assert labels == sorted(j["label"] for _, j in plain)
     ds = datasets.load_dataset("webdataset", data_files={"test": urls}, cache_dir=str(made["dir"].parent / "hf"))
-    assert ds["test"].num_rows == SAMPLES["test"] and ds["test"][0]["jpg"].size == (64, 64)
+    assert ds["test"].num_rows == SAMPLES["test"] and ds["test"][0]["jpg"].size == (128, 128)  # the default resolution
     assert set(ds["test"][0]["json"]) >= {"label", "method", "perturbation"}
 
 
