@@ -20,6 +20,9 @@ import torch
 from factory.common.model_files import ModelFileError, choose, is_torchscript, require_file
 
 
+FILES = (".ckpt", ".pt", ".pth", ".torchscript", ".onnx")  # specs that name a model file (else module:function)
+
+
 def _to_tensor(faces: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -65,7 +68,7 @@ def load_checkpoint_model(path: str) -> torch.nn.Module:
 def pick(spec: str | None, trained: str | None, shipped: str | None) -> str:
     """The detector a stage scores with: `spec` as given (a file must exist; `module:function` is kept),
     else the local `train_detector` output (`trained`) if there is one, else the shipped detector."""
-    if spec and ":" in str(spec) and not str(spec).endswith((".ckpt", ".pt", ".pth", ".torchscript", ".onnx")):
+    if spec and ":" in str(spec) and not str(spec).endswith(FILES):
         return str(spec)
     return choose(spec, trained, shipped, "detector")
 
@@ -74,7 +77,7 @@ def load_scorer(spec: str, batch_size: int = 256) -> Callable[[np.ndarray], np.n
     """A scorer from a spec string (see the module docstring); a file that cannot be used raises
     `ModelFileError` with a one-line reason."""
     spec = str(spec)
-    if spec.endswith((".ckpt", ".pt", ".pth", ".torchscript", ".onnx")):
+    if spec.endswith(FILES):
         require_file(spec, "train one (python -m pipelines.train_detector) or name another file")
     if spec.endswith((".pt", ".torchscript")) and is_torchscript(spec):
         try:

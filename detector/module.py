@@ -26,15 +26,16 @@ class DetectorModule(pl.LightningModule):
         """Start from a detector file's weights — shipped (`weights/detector.pt`) or a run's `.ckpt` —
         for `train_detector init_from=`; the file's own lineage and an entry for it are kept."""
         from detector.shipped import load_detector, run_facts
-        from factory.common.model_files import ModelFileError
+        from factory.common.model_files import ModelFileError, read_weights
         from factory.common.paths import sha256_file
 
-        source = load_detector(path)
+        blob = read_weights(path)
+        source = load_detector(path, blob)
         if (source.backbone_name, source.input_size) != (self.model.backbone_name, self.model.input_size):
             raise ModelFileError(path, f"a {source.backbone_name} at {source.input_size} px; this run trains a "
                                        f"{self.model.backbone_name} at {self.model.input_size} px")
         self.model.load_state_dict(source.state_dict())
-        facts = run_facts(path)  # the file's own lineage and CPU seconds (a shipped file's, or a checkpoint's)
+        facts = run_facts(path, blob)  # the file's own lineage and CPU seconds (a shipped file's, or a checkpoint's)
         self.lineage = [*facts.get("history", []), {"file": os.path.basename(path), "sha256": sha256_file(path),
                                                      "train_seconds": facts.get("total_train_seconds")}]
 

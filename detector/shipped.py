@@ -15,6 +15,7 @@ import torch
 from detector.models import Detector
 from factory.common.model_files import ModelFileError, expect_state, read_weights
 from factory.common.paths import portable, sha256_file
+from factory.common.training import checkpoint_train_seconds
 
 KIND = "swap-factory detector"
 
@@ -35,9 +36,11 @@ def _network(path: str, config: dict, state: dict) -> Detector:
     return model.eval()
 
 
-def load_detector(path: str) -> Detector:
-    """The detector in a `train_detector` checkpoint (`.ckpt`) or in shipped weights (`save_detector`)."""
-    blob = read_weights(path, "train one (python -m pipelines.train_detector) or name another file")
+def load_detector(path: str, blob: dict | None = None) -> Detector:
+    """The detector in a `train_detector` checkpoint (`.ckpt`) or in shipped weights (`save_detector`);
+    `blob`: the file's content when the caller has read it already."""
+    if blob is None:
+        blob = read_weights(path, "train one (python -m pipelines.train_detector) or name another file")
     if "hyper_parameters" in blob:  # a Lightning checkpoint of DetectorModule
         state = expect_state(path, blob, "detector", "model.net.")
         config = blob["hyper_parameters"].get("model")
@@ -58,19 +61,13 @@ def save_detector(model: Detector, config: dict, path: str, manifest: dict | Non
     return sha256_file(path)
 
 
-def train_seconds(blob: dict) -> float | None:
-    """Training seconds a Lightning checkpoint's `Timer` counted (across its resumes), if it has one."""
-    timer = next((v for k, v in (blob.get("callbacks") or {}).items() if str(k).startswith("Timer")), {})
-    return round(timer.get("time_elapsed", {}).get("train", 0.0), 1) or None
-
-
-def run_facts(checkpoint: str) -> dict:
+def run_facts(checkpoint: str, blob: dict | None = None) -> dict:
     """What a manifest records of the run behind a checkpoint: its config, training seconds, steps, and
     the files it continued (with theirs), so the CPU hours behind shipped weights add up across machines."""
-    blob = read_weights(checkpoint)
+    blob = read_weights(checkpoint) if blob is None else blob
     if "hyper_parameters" not in blob:  # shipped weights: their own manifest says it
         return {k: v for k, v in blob.get("manifest", {}).items() if k not in ("file", "sha256", "bytes", "figures", "config")}
-    own = train_seconds(blob)
+    own = checkpoint_train_seconds(blob)
     lineage = blob.get("lineage", [])
     before = sum(e.get("train_seconds") or 0.0 for e in lineage[-1:])  # the last entry's total includes its own lineage
     hp, data = blob["hyper_parameters"], blob.get("datamodule_hyper_parameters", {})
@@ -84,9 +81,9 @@ def ship_detector(checkpoint: str, weights_dir: str, manifest: dict | None = Non
     `evaluate ship_dir=` adds the figures it measured on the shipped file)."""
     blob = read_weights(checkpoint)
     config = blob["hyper_parameters"]["model"] if "hyper_parameters" in blob else blob["config"]
-    model = load_detector(checkpoint)
+    model = load_detector(checkpoint, blob)
     path = os.path.join(weights_dir, "detector.pt")
-    manifest = {"file": "detector.pt", "config": config, **run_facts(checkpoint), **(manifest or {})}
+    manifest = {"file": "detector.pt", "config": config, **run_facts(checkpoint, blob), **(manifest or {})}
     manifest["sha256"] = save_detector(model, config, path, {k: v for k, v in manifest.items() if k != "figures"})
     manifest["bytes"] = os.path.getsize(path)
     write_manifest(weights_dir, manifest)

@@ -77,6 +77,12 @@ def trainer_timer(trainer: pl.Trainer) -> Timer | None:
     return next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
 
 
+def checkpoint_train_seconds(checkpoint: dict) -> float | None:
+    """Training seconds the `Timer` callback state in a Lightning checkpoint counted (across resumes), if any."""
+    timer = next((v for k, v in (checkpoint.get("callbacks") or {}).items() if str(k).startswith("Timer")), {})
+    return round(timer.get("time_elapsed", {}).get("train", 0.0), 1) or None
+
+
 def time_used(trainer: pl.Trainer) -> float:
     """Share of the trainer's `max_time` spent so far (0 without a time box), across resumes; taken from
     rank 0 so every rank steps with the same learning rate."""

@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 
-import torch
 
+from factory.common.model_files import read_weights
+from factory.common.training import checkpoint_train_seconds
 from factory.swapper.evaluation import summary_table
 from factory.swapper.networks import save_shipped
 from factory.swapper.training import SwapperModule
@@ -21,14 +22,12 @@ from factory.swapper.training import SwapperModule
 def ship_swapper(checkpoint: str, weights_dir: str, report: dict, run: dict, data: dict,
                  grid: str | None = None) -> dict:
     """Write `swapper.pt` + `manifest.json` (+ the evaluation grid) into `weights_dir`; returns the manifest."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)  # read once: module, timer and step
+    ckpt = read_weights(checkpoint)  # read once (weights_only): module, timer and step
     module = SwapperModule(**ckpt["hyper_parameters"])
     module.on_load_checkpoint(ckpt)  # as Lightning would: fills state the checkpoint predates
     module.load_state_dict(ckpt["state_dict"])
     if run.get("train_seconds") is None:  # Lightning's Timer keeps the training time in the checkpoint
-        state = ckpt.get("callbacks", {})
-        timer = next((v for k, v in state.items() if k.startswith("Timer")), {})
-        run = {**run, "train_seconds": round(timer.get("time_elapsed", {}).get("train", 0.0), 1) or None}
+        run = {**run, "train_seconds": checkpoint_train_seconds(ckpt)}
     os.makedirs(weights_dir, exist_ok=True)
     path = os.path.join(weights_dir, "swapper.pt")
     step = ckpt.get("global_step")  # the shipped checkpoint's own: 2 optimiser steps (generator, discriminator) a batch
