@@ -38,28 +38,43 @@ def dataset_stats(summaries: list[dict]) -> dict:
     return stats
 
 
-def contact(out_dir: str, split: str, per_method: int = 8) -> None:
-    """Rows of `per_method` samples per method (reals first), each face followed by its mask row."""
+def _tile(image: np.ndarray, side: int | None) -> np.ndarray:
+    """`image` letterboxed onto a white `side` px square (unchanged when side is None)."""
+    if side is None:
+        return image
+    h, w = image.shape[:2]
+    k = side / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    out = np.full((side, side, 3), 255, np.uint8)
+    y, x = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
+    out[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return out
+
+
+def contact(out_dir: str, split: str, per_method: int = 8, image: str = "jpg", mask: str = "mask.png",
+            name: str = "contact_sheet.png", tile: int | None = None) -> None:
+    """Rows of `per_method` samples per method (reals first), each row followed by its masks
+    (`image`/`mask`: the sample's entries; full images are letterboxed onto `tile` px squares)."""
     picked: dict[str, list[dict]] = defaultdict(list)
     for sample in iter_samples(out_dir, split, decode=False):
         meta = json.loads(sample["json"])
-        if len(picked[meta["method"]]) < per_method:
-            picked[meta["method"]].append({"jpg": sample["jpg"], "mask": sample["mask.png"], "meta": meta})
+        if image in sample and len(picked[meta["method"]]) < per_method:
+            picked[meta["method"]].append({"jpg": sample[image], "mask": sample[mask], "meta": meta})
     faces, captions = [], []
     for method in sorted(picked, key=lambda m: (m != "real", m)):
         row = picked[method]
         for item in row:
-            faces.append(decode(item["jpg"]))
+            faces.append(_tile(decode(item["jpg"]), tile))
             p = item["meta"]["perturbation"]
             captions.append(f'{method} {p["type"]}{p["level"] or ""}')
         for item in row:
-            mask = cv2.imdecode(np.frombuffer(item["mask"], np.uint8), cv2.IMREAD_GRAYSCALE)
-            faces.append(np.repeat(mask[..., None], 3, axis=2))
+            m = cv2.imdecode(np.frombuffer(item["mask"], np.uint8), cv2.IMREAD_GRAYSCALE)
+            faces.append(_tile(np.repeat(m[..., None], 3, axis=2), tile))
             captions.append("mask")
         faces += [np.full_like(faces[-1], 255)] * (per_method - len(row)) * 2
         captions += [""] * (per_method - len(row)) * 2
     if faces:
-        contact_sheet(faces, storage.join(out_dir, "contact_sheet.png"), columns=per_method, captions=captions)
+        contact_sheet(faces, storage.join(out_dir, name), columns=per_method, captions=captions)
 
 
 def _table(counts: dict[str, dict[str, int]], order: list[str]) -> list[str]:
@@ -130,6 +145,25 @@ def card(stats: dict, config: dict, audit: dict | None) -> str:
             lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
         lines += ["", "File size follows image content (a blurrier face compresses smaller), so it can carry a "
                   "genuine manipulation cue; the JPEG tables and image size cannot.", ""]
+    whole = stats.get("image")
+    if whole:
+        q, kept = whole["upscale_quantiles"], whole["target_faces"]
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(kept.items()) if k != "kept") or "none"
+        lines += ["## Full images", "",
+                  f"{whole['samples']} samples also as full images (`<key>.image.jpg`, full-frame mask "
+                  "`<key>.image_mask.png`, all-zero for reals; `json.image` names the photo, its size, the face box and "
+                  "landmarks in it and the paste-back enlargement `upscale`). Every crop, real or fake, is warped back "
+                  "into its target's original photo by the inverse of its alignment and blended over the crop's "
+                  f"footprint (feather {whole['feather']:.0%} of the side), then perturbed and encoded as the crops are.", "",
+                  f"- Targets: faces of {', '.join(whole['sources'])}; {kept.get('kept', 0)} store faces usable, "
+                  f"not used: {skipped} (max_upscale {whole['max_upscale']}).",
+                  f"- Enlargement of the crop when pasted back: min {q.get('min')}, p10 {q.get('p10')}, median "
+                  f"{q.get('p50')}, p90 {q.get('p90')}, max {q.get('max')}; {whole['upscaled_share']:.0%} of samples are "
+                  "enlarged (> 1), where the crop is coarser than the photo — a real trace of a low-resolution swapper.", ""]
+        a = whole.get("leakage_audit")
+        if a:
+            lines += ["Leakage audit of the full images (AUC, all fakes vs reals): " +
+                      ", ".join(f"{k} {v['all']:.3f}" for k, v in a["auc"].items()) + ".", ""]
     lines += ["## Intended use", "",
               "Training and benchmarking face-swap detectors, and research on manipulation detection. Not for "
               "making deceptive media, nor for identifying the people shown.", "",

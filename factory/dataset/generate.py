@@ -7,7 +7,9 @@ atomically. Shards are dealt to ranks by index (`RankShards`), so 1 or N ranks w
 finished shards are skipped on a rerun.
 
 Reals and fakes share everything after the method: the same downscale of the 128 px store to
-`size`, the same perturbation distribution, the same JPEG encoder and quality.
+`size`, the same perturbation distribution, the same JPEG encoder and quality. With `output: image` or
+`both`, every sample's crop (real or fake) is also pasted back into its target's original photo
+(`factory.dataset.paste_back`), perturbed and encoded there the same way.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from factory.common.paths import portable
 from factory.common.shards import atomic_write_json, dump_json, encode_jpeg, iter_samples, write_shard
 from factory.dataset import perturbations
 from factory.dataset.methods import Method, Pair
+from factory.dataset.paste_back import load_photo, paste_back, placement
 from factory.dataset.plan import REAL
 from factory.identity.encoders import IdentityEncoder, embed_batched
 from factory.ingest.facedata import decode, load_faces
@@ -52,10 +55,12 @@ def _only(batch: list):
 
 
 class ShardJobs(Dataset):
-    """Item i = shard i's jobs with their decoded target and source crops at the output size."""
+    """Item i = shard i's jobs with their decoded target and source crops at the output size (and, when
+    `photo_roots` is given, the targets' original photos)."""
 
-    def __init__(self, shards: list[tuple[str, list[dict]]], faces: dict[str, dict], size: int):
-        self.shards, self.faces, self.size = shards, faces, size
+    def __init__(self, shards: list[tuple[str, list[dict]]], faces: dict[str, dict], size: int,
+                 photo_roots: dict[str, str] | None = None):
+        self.shards, self.faces, self.size, self.photo_roots = shards, faces, size, photo_roots
 
     def __len__(self) -> int:
         return len(self.shards)
@@ -69,7 +74,10 @@ class ShardJobs(Dataset):
     def __getitem__(self, i: int) -> dict:
         name, jobs = self.shards[i]
         crops = {k: self._crop(k) for k in sorted({j["target"] for j in jobs} | {j["source"] for j in jobs})}
-        return {"shard": name, "jobs": jobs, "crops": crops,
+        photos = {}
+        if self.photo_roots is not None:
+            photos = {k: load_photo(self.faces[k]["meta"], self.photo_roots) for k in sorted({j["target"] for j in jobs})}
+        return {"shard": name, "jobs": jobs, "crops": crops, "photos": photos,
                 "metas": {k: self.faces[k]["meta"] for k in crops}}
 
 
@@ -90,8 +98,12 @@ class FactoryModule(pl.LightningModule):
     """Holds the manipulation methods and the identity encoder that scores identity similarity."""
 
     def __init__(self, methods: dict[str, Method], identity: IdentityEncoder, jpeg_quality: int = 95,
-                 batch_size: int = 8, roots: dict[str, str] | None = None):
+                 batch_size: int = 8, roots: dict[str, str] | None = None, output: str = "face",
+                 feather: float = 0.08):
         super().__init__()
+        if output not in ("face", "image", "both"):
+            raise ValueError(f"output must be face, image or both, got {output!r}")
+        self.output, self.feather = output, feather
         self.roots = roots or {}  # folders the metadata names paths relative to (never a machine's own path)
         self.methods = nn.ModuleDict(methods)
         self.identity = identity.eval().requires_grad_(False)
@@ -122,6 +134,8 @@ class FactoryModule(pl.LightningModule):
                           rng=np.random.default_rng(jobs[i]["seed"])) for i in idx]
             for i, (image, mask, *info) in zip(idx, self.methods[name](pairs)):
                 images[i], masks[i], infos[i] = image, mask, (info[0] if info else {})
+        wholes = [self.whole(job, image, mask, batch) for job, image, mask in zip(jobs, images, masks)] \
+            if self.output != "face" else [None] * len(jobs)
         finals, jpgs = [], []
         for job, image in zip(jobs, images):
             image = perturbations.apply(image, job["perturbation"], job["seed"])
@@ -130,12 +144,33 @@ class FactoryModule(pl.LightningModule):
             finals.append(decode(jpg))
         sims = self._similarity([crops[j["source"]][0] for j in jobs], finals)
         samples = []
-        for job, jpg, mask, sim, info in zip(jobs, jpgs, masks, sims, infos):
+        for job, jpg, mask, sim, info, whole in zip(jobs, jpgs, masks, sims, infos, wholes):
             meta = self.metadata(job, batch["metas"], mask, float(sim))
             if info:
                 meta["manipulation"] = info
-            samples.append({"__key__": job["key"], "jpg": jpg, "mask.png": encode_mask(mask), "json": dump_json(meta)})
-        return {"shard": batch["shard"], "samples": samples, "jobs": jobs, "sims": sims.tolist()}
+            sample = {"__key__": job["key"]}
+            if self.output != "image":
+                sample.update({"jpg": jpg, "mask.png": encode_mask(mask)})
+            if whole is not None:
+                sample.update({"image.jpg": whole[0], "image_mask.png": whole[1]})
+                meta["image"] = whole[2]
+            samples.append({**sample, "json": dump_json(meta)})
+        return {"shard": batch["shard"], "samples": samples, "jobs": jobs, "sims": sims.tolist(),
+                "upscales": [w[2]["upscale"] for w in wholes if w is not None]}
+
+    def whole(self, job: dict, crop: np.ndarray, mask: np.ndarray, batch: dict) -> tuple[bytes, bytes, dict]:
+        """The sample as a full image: `crop` pasted back into the target's photo, then perturbed and
+        encoded as the crop is; its full-frame label mask; where the face sits in the photo."""
+        meta = batch["metas"][job["target"]]
+        where = placement(meta, crop.shape[0])
+        image, label = paste_back(batch["photos"][job["target"]], crop, mask, where, self.feather)
+        image = perturbations.apply(image, job["perturbation"], job["seed"])
+        landmarks = where.to_photo(np.asarray(meta["landmarks"], np.float64) * crop.shape[0] / meta["size"])
+        info = {"file": f'{meta["source"]}/{meta["file"]}', "width": where.photo_size[0], "height": where.photo_size[1],
+                "box": meta["box"], "landmarks": np.round(landmarks, 2).tolist(),
+                "eye_distance_px": meta["eye_distance_px"], "upscale": round(where.upscale, 4),
+                "mask_area": round(float(label.mean()), 5)}
+        return encode_jpeg(image, self.jpeg_quality), encode_mask(label), info
 
     def _provenance(self, method: Method | None) -> dict:
         prov = method.provenance() if method is not None else {"checkpoint": "", "sha256": ""}
@@ -167,6 +202,7 @@ def shard_summary(out: dict) -> dict:
         "pairing_fallbacks": sum(j["pairing_fallback"] for j in jobs),
         "id_similarity": {m: [s for j, s in zip(jobs, out["sims"]) if j["method"] == m]
                           for m in sorted({j["method"] for j in jobs})},
+        **({"upscales": out["upscales"]} if out.get("upscales") else {}),
     }
 
 
@@ -209,9 +245,9 @@ class FacesPerSecond(TQDMProgressBar):
 class ShardData(pl.LightningDataModule):
     """The to-do shards, dealt to this rank by `RankShards` (Lightning's distributed sampler is off)."""
 
-    def __init__(self, shards, faces, size: int, num_workers: int = 0):
+    def __init__(self, shards, faces, size: int, num_workers: int = 0, photo_roots: dict[str, str] | None = None):
         super().__init__()
-        self.dataset = ShardJobs(shards, faces, size)
+        self.dataset = ShardJobs(shards, faces, size, photo_roots)
         self.num_workers = num_workers
 
     def predict_dataloader(self) -> DataLoader:
@@ -252,6 +288,18 @@ def run(cfg, progress: bool = True) -> dict:
     methods = {name: instantiate(m) for name, m in cfg.methods.items()}
     pairing = instantiate(cfg.pairing)
     perturb = OmegaConf.to_container(cfg.perturb, resolve=True)
+    output = cfg.get("output", "face")
+    whole = OmegaConf.to_container(cfg.image, resolve=True) if output != "face" else None
+    target_ok, unusable = None, Counter()
+    if whole is not None:
+        from factory.dataset.paste_back import photo_roots, usable_target
+
+        whole["roots"] = photo_roots(cfg.faces_dir, whole.get("roots"))
+
+        def target_ok(meta):
+            why = usable_target(meta, cfg.size, whole["roots"], whole["sources"], whole["max_upscale"])
+            unusable[why or "kept"] += 1
+            return why is None
 
     hard = OmegaConf.to_container(cfg.get("hard", {}) or {}, resolve=True)
     difficulty = {}
@@ -268,7 +316,7 @@ def run(cfg, progress: bool = True) -> dict:
             return embed_batched(identity, batch).numpy()
 
         jobs = plan_split(split, metas, int(n), cfg.real_share, {k: m.uses_source for k, m in methods.items()},
-                          cfg.get("method_weights"), pairing, embed, perturb, cfg.seed, cfg.max_out_of_frame)
+                          cfg.get("method_weights"), pairing, embed, perturb, cfg.seed, cfg.max_out_of_frame, target_ok)
         jobs, dropped[split] = hard_release(jobs, difficulty, hard.get("min_difficulty", 0.0))
         shards += shard_jobs(jobs, split, cfg.shard_size)
 
@@ -277,6 +325,8 @@ def run(cfg, progress: bool = True) -> dict:
                    "methods": {k: {**OmegaConf.to_container(v, resolve=True), **m.provenance()}
                                for (k, v), m in zip(cfg.methods.items(), methods.values())},
                    "identity": OmegaConf.to_container(cfg.identity, resolve=True)}
+    if whole is not None:  # a face-only dataset keeps the fingerprint it always had
+        fingerprint["output"] = {"output": output, **{k: v for k, v in whole.items() if k != "roots"}}
     storage.makedirs(storage.join(out_dir, WORK))
     fp_path = storage.join(out_dir, "_generate.json")
     if storage.exists(fp_path) and json.loads(storage.read_bytes(fp_path)) != json.loads(json.dumps(fingerprint)):
@@ -291,12 +341,14 @@ def run(cfg, progress: bool = True) -> dict:
     is_zero, predict_s = True, 0.0
     if todo:
         t0 = time.time()
-        module = FactoryModule(methods, identity, cfg.jpeg_quality, cfg.batch_size, roots)
+        module = FactoryModule(methods, identity, cfg.jpeg_quality, cfg.batch_size, roots, output,
+                               whole["feather"] if whole else 0.08)
         trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, use_distributed_sampler=False,
                               callbacks=[writer, FacesPerSecond(writer)] if progress else [writer],
                               enable_progress_bar=progress, enable_model_summary=False,
                               default_root_dir=out_dir)
-        trainer.predict(module, datamodule=ShardData(todo, faces, cfg.size, cfg.num_workers), return_predictions=False)
+        trainer.predict(module, datamodule=ShardData(todo, faces, cfg.size, cfg.num_workers, whole and whole["roots"]),
+                        return_predictions=False)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             trainer.strategy.barrier()  # ranks launched as scripts (strategy=ddp) all get here; rank 0 finishes
         is_zero, predict_s = trainer.is_global_zero, time.time() - t0
@@ -314,15 +366,22 @@ def run(cfg, progress: bool = True) -> dict:
                  for split in cfg.samples}, size=cfg.size, seed=cfg.seed)
     stats = dataset_stats([by_name[name] for name, _ in shards])
     audit_split = "test" if "test" in cfg.samples else list(cfg.samples)[0]
-    audit_samples = []
-    for sample in iter_samples(out_dir, audit_split, decode=False):
-        audit_samples.append((sample["jpg"], json.loads(sample["json"])))
-        if len(audit_samples) >= cfg.audit_samples:
-            break
+    audits = {}
+    for key in (["jpg"] if output != "image" else []) + (["image.jpg"] if whole is not None else []):
+        audit_samples = []
+        for sample in iter_samples(out_dir, audit_split, decode=False):
+            audit_samples.append((sample[key], json.loads(sample["json"])))
+            if len(audit_samples) >= cfg.audit_samples:
+                break
+        audits[key] = {"split": audit_split, **leakage_audit(audit_samples, cfg.seed)}
     if difficulty:
         stats["hard_release"] = {"difficulty": portable(hard["difficulty"], roots), "min_difficulty": hard.get("min_difficulty", 0.0),
                                  "dropped_fakes": dropped}
-    stats["leakage_audit"] = {"split": audit_split, **leakage_audit(audit_samples, cfg.seed)}
+    if whole is not None:
+        stats["image"] = full_image_stats([by_name[name] for name, _ in shards], whole, dict(unusable))
+    stats["leakage_audit"] = audits.get("jpg") or audits["image.jpg"]
+    if whole is not None:
+        stats["image"]["leakage_audit"] = audits["image.jpg"]
     made = sum(by_name[name]["num_samples"] for name, _ in todo)
     # write time is only seen when the shards were written in this process (not by spawned ranks)
     share = round(writer.write_seconds / predict_s, 4) if writer.samples_written else None
@@ -334,8 +393,21 @@ def run(cfg, progress: bool = True) -> dict:
             "pairing": pairing.name, "max_out_of_frame": cfg.max_out_of_frame, "perturb_share": perturb["share"],
             "seed": cfg.seed, "faces_dir": portable(cfg.faces_dir, roots)}
     storage.write_bytes(storage.join(out_dir, "README.md"), card(stats, info, stats["leakage_audit"]).encode())
-    contact(out_dir, audit_split, cfg.contact_faces)
+    if output != "image":
+        contact(out_dir, audit_split, cfg.contact_faces)
+    if whole is not None:
+        contact(out_dir, audit_split, cfg.contact_faces, "image.jpg", "image_mask.png", "contact_sheet_images.png", tile=192)
     return stats
+
+
+def full_image_stats(summaries: list[dict], whole: dict, targets: dict[str, int]) -> dict:
+    """The full-image product's card entry: which store faces could be targets (and why not), and the
+    distribution of the paste-back enlargement over the written samples."""
+    ups = [u for s in summaries for u in s.get("upscales", [])]
+    q = np.quantile(ups, [0.0, 0.1, 0.5, 0.9, 1.0]).round(3).tolist() if ups else []
+    return {"sources": whole["sources"], "max_upscale": whole["max_upscale"], "feather": whole["feather"],
+            "target_faces": targets, "samples": len(ups), "upscale_quantiles": dict(zip(["min", "p10", "p50", "p90", "max"], q)),
+            "upscaled_share": round(float(np.mean(np.asarray(ups) > 1.0)), 4) if ups else 0.0}
 
 
 def summary_text(stats: dict) -> str:

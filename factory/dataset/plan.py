@@ -29,20 +29,24 @@ def method_counts(n_fake: int, methods: list[str], weights: dict[str, float] | N
     return dict(zip(methods, counts.tolist()))
 
 
-def eligible(metas: list[dict], max_out_of_frame: float) -> list[int]:
+def eligible(metas: list[dict], max_out_of_frame: float, target_ok: Callable[[dict], bool] | None = None) -> list[int]:
     """Faces usable as targets: little reflected border (UTKFace's tight chips would otherwise put a
-    border pattern into one class more than the other)."""
-    return [i for i, m in enumerate(metas) if m.get("out_of_frame", 0.0) <= max_out_of_frame]
+    border pattern into one class more than the other), and `target_ok` (e.g. a whole photo to paste into)."""
+    return [i for i, m in enumerate(metas)
+            if m.get("out_of_frame", 0.0) <= max_out_of_frame and (target_ok is None or target_ok(m))]
 
 
 def plan_split(split: str, metas: list[dict], n: int, real_share: float, methods: dict[str, bool],
                weights: dict[str, float] | None, pairing: Pairing, embed: Callable[[list[int]], np.ndarray],
-               perturb: dict, seed: int, max_out_of_frame: float = 1.0) -> list[dict]:
-    """Jobs of one split. `methods` maps method name → whether it takes a source face."""
+               perturb: dict, seed: int, max_out_of_frame: float = 1.0,
+               target_ok: Callable[[dict], bool] | None = None) -> list[dict]:
+    """Jobs of one split. `methods` maps method name → whether it takes a source face; sources may be any
+    face of the split, targets only those `eligible`."""
     rng = np.random.default_rng([seed, zlib.crc32(split.encode())])
-    pool = eligible(metas, max_out_of_frame)
+    pool = eligible(metas, max_out_of_frame, target_ok)
     if not pool:
-        raise ValueError(f"split {split!r} has no usable target faces (max_out_of_frame={max_out_of_frame})")
+        raise ValueError(f"split {split!r} has no usable target faces (max_out_of_frame={max_out_of_frame}"
+                         + (", full-image targets only" if target_ok else "") + ")")
     n_real = int(round(n * real_share))
     kinds = [REAL] * n_real
     for name, count in method_counts(n - n_real, list(methods), weights).items():

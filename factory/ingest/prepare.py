@@ -71,6 +71,8 @@ def face_sample(inp: FaceInput, split: str, cfg: AlignConfig, detector: FaceDete
         "det_score": round(face.score, 4), "eye_distance_px": round(face.eye_distance, 2),
         "box": [round(float(v), 1) for v in face.box], "out_of_frame": round(oob, 4), "size": cfg.size,
         "landmarks": np.round(transform_points(matrix, face.landmarks), 2).tolist(),
+        # photo → crop affine and the photo's size: what a full-image product pastes the crop back with
+        "matrix": np.round(matrix, 6).tolist(), "photo_size": [int(image.shape[1]), int(image.shape[0])],
         # Unknown labels are -1 / "" (not null) so every shard has one schema (HF datasets needs it).
         "age": inp.attrs.get("age", -1), "gender": inp.attrs.get("gender", ""), "race": inp.attrs.get("race", ""),
         "converted_from": note or "",
