@@ -41,6 +41,11 @@ def main(cfg: DictConfig) -> dict:
         faces, labels, metas, read = reader.folder(cfg.data.folder)
         data = {"source": portable(cfg.data.folder, roots), "skipped": read["skipped"], "skipped_by_reason": read["skipped_by_reason"],
                 "skips": read["skips"], "padded": read["padded"]}
+    elif cfg.data.get("image_key"):  # full-image shards: each face found and aligned as in any photo
+        reader = FaceReader(cfg.size, cfg.jpeg_quality, OmegaConf.to_container(cfg.align))
+        faces, labels, metas, read = reader.shards(cfg.data.shards, cfg.data.split, cfg.data.image_key, cfg.data.limit)
+        data = {"source": f"{portable(cfg.data.shards, roots)} [{cfg.data.split}, {cfg.data.image_key}]",
+                **{k: read[k] for k in ("skipped", "skipped_by_reason", "skipped_by_method", "skips")}}
     else:
         faces, labels, metas = load_shard_faces(cfg.data.shards, cfg.data.split, cfg.data.limit)
         data = {"source": f"{portable(cfg.data.shards, roots)} [{cfg.data.split}]"}

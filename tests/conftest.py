@@ -127,6 +127,19 @@ def small_dataset(small_faces, tiny_swapper_ckpt, tmp_path_factory) -> dict:
     return {"dir": out, "stats": stats, "faces": small_faces, "ckpt": tiny_swapper_ckpt}
 
 
+@pytest.fixture(scope="session")
+def full_image_dataset(small_faces, tiny_swapper_ckpt, tmp_path_factory) -> dict:
+    """The small dataset made with `output=both`: every sample also pasted back into its target's photo."""
+    from factory.dataset.generate import run
+
+    out = tmp_path_factory.mktemp("gen_images") / "a"
+    stats = run(generate_cfg(small_faces["dir"], out, tiny_swapper_ckpt, *FULL_IMAGE), progress=False)
+    return {"dir": out, "stats": stats, "faces": small_faces, "ckpt": tiny_swapper_ckpt}
+
+
+FULL_IMAGE = ("output=both", "image.max_upscale=3.0")
+
+
 def swap_batch(items: list[dict]):
     """(faces, a flipped view of each, their soft face masks) of loaded faces: a swapper training batch."""
     import numpy as np

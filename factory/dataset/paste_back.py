@@ -100,19 +100,49 @@ def photo_roots(faces_dir: str, overrides: dict[str, str] | None = None) -> dict
     return {**recorded, **(overrides or {})}
 
 
+_DETECTOR = None
+
+
+def recover_placement(meta: dict, photo: np.ndarray, tolerance: float = 1.0) -> bool:
+    """For a store made before placements were kept: find the face again in its photo (the same MTCNN the
+    store used) and take the affine whose crop landmarks match the stored ones within `tolerance` px; the
+    placement is written into `meta`. False when no face in the photo matches."""
+    global _DETECTOR
+    from factory.ingest.faces import FaceDetector, similarity_matrix, template, transform_points
+
+    if _DETECTOR is None:
+        _DETECTOR = FaceDetector()
+    stored = np.asarray(meta["landmarks"], np.float64)
+    best, err = None, np.inf
+    for face in _DETECTOR.detect(photo):
+        matrix = similarity_matrix(face.landmarks, template(meta["size"]))
+        e = float(np.abs(transform_points(matrix, face.landmarks) - stored).max())
+        if e < err:
+            best, err = matrix, e
+    if best is None or err > tolerance:
+        return False
+    meta["matrix"], meta["photo_size"] = np.round(best, 6).tolist(), [int(photo.shape[1]), int(photo.shape[0])]
+    return True
+
+
 def usable_target(meta: dict, size: int, roots: dict[str, str], sources, max_upscale: float) -> str | None:
-    """Why a store face cannot be a full-image target at `size` px (None: it can). Reads only the photo's header."""
+    """Why a store face cannot be a full-image target at `size` px (None: it can). Reads only the photo's
+    header, or the photo itself when the store predates placements (`recover_placement`)."""
     from PIL import Image
 
     if meta["source"] not in sources:
         return "not_a_whole_photo_source"
-    try:
-        where = placement(meta, size)
-    except Skip as s:
-        return s.reason
     root = roots.get(meta["source"])
     if root is None:
         return "no_photo_root"
+    if "matrix" not in meta:
+        try:
+            photo, _ = load_rgb(os.path.join(root, meta["file"]), allow_grey=True)
+        except Skip as s:
+            return f"photo_{s.reason}"
+        if not recover_placement(meta, photo):
+            return "placement_not_recovered"
+    where = placement(meta, size)
     try:
         with Image.open(os.path.join(root, meta["file"])) as im:
             if tuple(im.size) != where.photo_size:

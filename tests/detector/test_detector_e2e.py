@@ -105,6 +105,21 @@ def test_folder_mode_on_real_faces_counts_bad_files(trained, data_dir, small_fac
     assert d["n"] + d["skipped"] == len(os.listdir(root / "real")) + len(os.listdir(root / "fake"))
 
 
+def test_evaluate_scores_full_images(trained, full_image_dataset, tmp_path):
+    """Full-image shards: each labelled face is found in its photo, aligned and scored; nothing is lost silently."""
+    from pipelines.evaluate import main
+
+    ckpt = trained["dir"] / "checkpoints" / "best.ckpt"
+    cfg = _compose("evaluate", [f"paths.output_dir={tmp_path}", f"data.shards={full_image_dataset['dir']}",
+                                "data.image_key=image.jpg", "~detectors", f"+detectors={{a: {ckpt}}}", "bootstrap=20",
+                                "robustness_faces=0", f"out_dir={tmp_path / 'rep'}"])
+    main.__wrapped__(cfg)
+    d = json.loads((tmp_path / "rep" / "report.json").read_text())["data"]
+    assert "image.jpg" in d["source"]
+    assert d["n"] + d["skipped"] == full_image_dataset["stats"]["splits"]["test"]["samples"]
+    assert d["n"] >= 0.8 * full_image_dataset["stats"]["splits"]["test"]["samples"]
+
+
 def test_detect_scores_every_face_and_names_unusable_files(trained, data_dir, small_faces, tmp_path, capsys):
     from pipelines.detect import main
 

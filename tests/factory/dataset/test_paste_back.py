@@ -9,9 +9,9 @@ import pytest
 
 from factory.common.images import Skip
 from factory.common.shards import encode_jpeg, iter_samples
-from factory.dataset.paste_back import footprint, load_photo, paste_back, photo_roots, placement
+from factory.dataset.paste_back import footprint, load_photo, paste_back, photo_roots, placement, recover_placement
 from factory.ingest.facedata import decode, load_faces
-from tests.conftest import generate_cfg
+from tests.conftest import FULL_IMAGE, generate_cfg
 
 
 def _wild(small_faces, n=6):
@@ -46,24 +46,27 @@ def test_unchanged_face_pasted_back_reproduces_its_photo(small_faces):
         assert ((lm[:, 0] > x1 - 5) & (lm[:, 0] < x2 + 5) & (lm[:, 1] > y1 - 5) & (lm[:, 1] < y2 + 5)).all()
 
 
-def test_a_store_without_placement_is_refused_by_name(small_faces):
-    meta = dict(_wild(small_faces, 1)[0]["meta"])
-    del meta["matrix"]
-    with pytest.raises(Skip, match="rerun"):
-        placement(meta, 128)
+def test_a_store_without_placement_recovers_it_from_the_photo(small_faces):
+    """Stores made before placements were kept: refused by name, or recovered by finding the face again."""
+    roots = photo_roots(str(small_faces["dir"]))
+    for face in _wild(small_faces, 3):
+        meta = dict(face["meta"])
+        kept = meta.pop("matrix")
+        with pytest.raises(Skip, match="rerun"):
+            placement(meta, 128)
+        assert recover_placement(meta, load_photo(meta, roots))
+        assert np.allclose(meta["matrix"], kept, atol=1e-4)
+        meta["landmarks"] = (np.asarray(meta["landmarks"]) + 3).tolist()  # not this photo's face: no placement
+        assert not recover_placement(meta, load_photo(meta, roots))
 
 
 @pytest.mark.slow
-def test_generate_full_images(small_faces, tiny_swapper_ckpt, tmp_path):
+def test_generate_full_images(full_image_dataset, small_faces, tiny_swapper_ckpt, tmp_path):
     from factory.dataset.generate import run
 
-    runs = []
-    for name in ("a", "b"):
-        out = tmp_path / name
-        stats = run(generate_cfg(small_faces["dir"], out, tiny_swapper_ckpt, "output=both", "image.max_upscale=3.0"),
-                    progress=False)
-        runs.append((out, stats))
-    (out, stats), (out_b, _) = runs
+    out, stats = full_image_dataset["dir"], full_image_dataset["stats"]
+    out_b = tmp_path / "b"
+    run(generate_cfg(small_faces["dir"], out_b, tiny_swapper_ckpt, *FULL_IMAGE), progress=False)
     store = {f["meta"]["key"]: f["meta"] for s in ("train", "val", "test") for f in load_faces(str(small_faces["dir"]), s)}
     methods = set()
     for split in ("train", "val", "test"):
