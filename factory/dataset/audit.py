@@ -39,9 +39,32 @@ def cv_auc(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
     return float(roc_auc_score(y, p))
 
 
-def leakage_audit(samples: list[tuple[bytes, dict]], seed: int = 0) -> dict:
+def boundary_features(jpg: bytes, meta: dict, band: int = 3) -> np.ndarray:
+    """Where a full image's pasted crop meets the photo (its footprint's outer edge, ± `band` px): mean
+    and spread of the Laplacian there and of the colour step across it. Reals are pasted the same way,
+    so these must not tell the classes apart."""
+    import cv2
+
+    from factory.dataset.paste_back import footprint
+
+    rgb = np.asarray(Image.open(io.BytesIO(jpg)).convert("RGB"), np.float32)
+    h, w = rgb.shape[:2]
+    inverse = cv2.invertAffineTransform(np.asarray(meta["image"]["matrix"], np.float64))  # matrix: photo → crop
+    weight = cv2.warpAffine(footprint(meta["size"], meta["image"]["feather"]), inverse, (w, h), flags=cv2.INTER_LINEAR)
+    edge = (weight > 0) & (weight < 1)
+    ring = cv2.dilate(edge.astype(np.uint8), np.ones((2 * band + 1,) * 2, np.uint8)) > 0
+    if not ring.any():
+        return np.zeros(6)
+    lap = np.abs(cv2.Laplacian(rgb.mean(2), cv2.CV_32F))[ring]
+    inner, outer = ring & (weight >= 0.5), ring & (weight < 0.5)
+    step = (rgb[inner].mean(0) - rgb[outer].mean(0)) if inner.any() and outer.any() else np.zeros(3)
+    return np.array([lap.mean(), lap.std(), *np.abs(step), ring.mean()], np.float64)
+
+
+def leakage_audit(samples: list[tuple[bytes, dict]], seed: int = 0, boundary: bool = False) -> dict:
     """samples: (jpg bytes, metadata) pairs. Returns distinct-value counts and AUCs per feature set,
-    overall (all fakes vs reals) and per method (that method's fakes vs all reals)."""
+    overall (all fakes vs reals) and per method (that method's fakes vs all reals). `boundary`: the
+    samples are full images (metadata `image`), audited also around the paste boundary."""
     feats = [file_features(jpg) for jpg, _ in samples]
     labels = np.array([m["label"] for _, m in samples])
     methods = np.array([m["method"] for _, m in samples])
@@ -52,6 +75,8 @@ def leakage_audit(samples: list[tuple[bytes, dict]], seed: int = 0) -> dict:
         "image_size": np.array([[f["width"], f["height"]] for f in feats], np.float64),
         "colour_stats": np.stack([f["colour"] for f in feats]).astype(np.float64),
     }
+    if boundary:
+        sets["paste_boundary"] = np.stack([boundary_features(jpg, m) for jpg, m in samples])
     out = {"samples": len(samples), "distinct_jpeg_tables": len(tables),
            "distinct_image_sizes": len({(f["width"], f["height"]) for f in feats}), "auc": {}}
     groups = {"all": np.ones(len(samples), bool)}

@@ -169,6 +169,7 @@ class FactoryModule(pl.LightningModule):
         info = {"file": f'{meta["source"]}/{meta["file"]}', "width": where.photo_size[0], "height": where.photo_size[1],
                 "box": meta["box"], "landmarks": np.round(landmarks, 2).tolist(),
                 "eye_distance_px": meta["eye_distance_px"], "upscale": round(where.upscale, 4),
+                "matrix": np.round(where.matrix, 6).tolist(), "feather": self.feather,  # photo → crop, as pasted
                 "mask_area": round(float(label.mean()), 5)}
         return encode_jpeg(image, self.jpeg_quality), encode_mask(label), info
 
@@ -373,7 +374,7 @@ def run(cfg, progress: bool = True) -> dict:
             audit_samples.append((sample[key], json.loads(sample["json"])))
             if len(audit_samples) >= cfg.audit_samples:
                 break
-        audits[key] = {"split": audit_split, **leakage_audit(audit_samples, cfg.seed)}
+        audits[key] = {"split": audit_split, **leakage_audit(audit_samples, cfg.seed, boundary=key == "image.jpg")}
     if difficulty:
         stats["hard_release"] = {"difficulty": portable(hard["difficulty"], roots), "min_difficulty": hard.get("min_difficulty", 0.0),
                                  "dropped_fakes": dropped}

@@ -88,6 +88,7 @@ def test_generate_full_images(full_image_dataset, small_faces, tiny_swapper_ckpt
     whole = stats["image"]
     assert whole["samples"] == sum(stats["splits"][s]["samples"] for s in stats["splits"])
     assert whole["target_faces"]["not_a_whole_photo_source"] > 0 and whole["target_faces"]["kept"] > 0
+    assert set(whole["leakage_audit"]["auc"]) >= {"jpeg_tables", "image_size", "file_size", "paste_boundary"}
     assert "Full images" in (out / "README.md").read_text() and (out / "contact_sheet_images.png").exists()
     tars = lambda root: {os.path.relpath(os.path.join(d, f), root): open(os.path.join(d, f), "rb").read()  # noqa: E731
                          for d, _, fs in os.walk(root) for f in fs if f.endswith(".tar")}
