@@ -90,11 +90,18 @@ class FaceDetector:
                            device=device, post_process=False)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in an HxWx3 uint8 RGB image, highest score first."""
+        """All faces in an HxWx3 uint8 RGB image, highest score first. Runs on one thread: MTCNN's small
+        convolutions ran 12x slower on 2 threads than on one (1.77 vs 0.15 s for a 320 px photo, 2-core CPU
+        with another job running)."""
         import torch
 
-        with torch.inference_mode():
-            boxes, probs, points = self.mtcnn.detect(image, landmarks=True)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                boxes, probs, points = self.mtcnn.detect(image, landmarks=True)
+        finally:
+            torch.set_num_threads(threads)
         if boxes is None:
             return []
         faces = [Face(np.asarray(b, np.float64), float(p), np.asarray(l, np.float64))
