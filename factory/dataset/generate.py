@@ -367,22 +367,23 @@ def run(cfg, progress: bool = True) -> dict:
                  for split in cfg.samples}, size=cfg.size, seed=cfg.seed)
     stats = dataset_stats([by_name[name] for name, _ in shards])
     audit_split = "test" if "test" in cfg.samples else list(cfg.samples)[0]
-    audits = {}
-    for key in (["jpg"] if output != "image" else []) + (["image.jpg"] if whole is not None else []):
-        audit_samples = []
-        for sample in iter_samples(out_dir, audit_split, decode=False):
-            audit_samples.append((sample[key], json.loads(sample["json"])))
-            if len(audit_samples) >= cfg.audit_samples:
-                break
-        audits[key] = {"split": audit_split, **leakage_audit(audit_samples, cfg.seed, boundary=key == "image.jpg")}
+    keys = (["jpg"] if output != "image" else []) + (["image.jpg"] if whole is not None else [])
+    audit_samples = {key: [] for key in keys}
+    for n, sample in enumerate(iter_samples(out_dir, audit_split, decode=False)):  # one pass for every product
+        if n >= cfg.audit_samples:
+            break
+        meta = json.loads(sample["json"])
+        for key in keys:
+            audit_samples[key].append((sample[key], meta))
+    audits = {key: {"split": audit_split, **leakage_audit(found, cfg.seed, boundary=key == "image.jpg")}
+              for key, found in audit_samples.items()}
     if difficulty:
         stats["hard_release"] = {"difficulty": portable(hard["difficulty"], roots), "min_difficulty": hard.get("min_difficulty", 0.0),
                                  "dropped_fakes": dropped}
+    stats["leakage_audit"] = audits[keys[0]]
     if whole is not None:
-        stats["image"] = full_image_stats([by_name[name] for name, _ in shards], whole, dict(unusable))
-    stats["leakage_audit"] = audits.get("jpg") or audits["image.jpg"]
-    if whole is not None:
-        stats["image"]["leakage_audit"] = audits["image.jpg"]
+        stats["image"] = {**full_image_stats([by_name[name] for name, _ in shards], whole, dict(unusable)),
+                          "leakage_audit": audits["image.jpg"]}
     made = sum(by_name[name]["num_samples"] for name, _ in todo)
     # write time is only seen when the shards were written in this process (not by spawned ranks)
     share = round(writer.write_seconds / predict_s, 4) if writer.samples_written else None

@@ -35,9 +35,10 @@ class Placement:
         return 1.0 / self.scale
 
     def to_photo(self, points) -> np.ndarray:
-        inverse = cv2.invertAffineTransform(self.matrix)
-        points = np.asarray(points, np.float64)
-        return points @ inverse[:, :2].T + inverse[:, 2]
+        """Crop points → photo points."""
+        from factory.ingest.faces import transform_points
+
+        return transform_points(cv2.invertAffineTransform(self.matrix), points)
 
 
 def placement(meta: dict, size: int) -> Placement:
