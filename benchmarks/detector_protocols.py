@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 import factory  # noqa: F401
-from factory.common.paths import REPO_ROOT
+from factory.common.paths import OUTPUT_ROOT, REPO_ROOT
 
 ZOO = ("resnet10t", "resnet18", "efficientnet_b0", "xception41")
 
@@ -38,7 +38,7 @@ def run(args: list[str]) -> None:
 
 
 def main(protocol: str, minutes: int = 10, *overrides: str) -> None:
-    out = REPO_ROOT / "outputs"
+    out = OUTPUT_ROOT
     ours = {"dataset_dir", "name"}  # read here; every other override goes to train_detector as given
     options = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ours)
     dataset, suffix = options.get("dataset_dir", str(out / "dataset_128")), options.get("name", "")

@@ -26,7 +26,7 @@ from hydra import compose, initialize_config_dir
 import factory  # noqa: F401
 from detector.data import shard_dataset, train_augment
 from detector.models import Detector
-from factory.common.paths import CONF_DIR
+from factory.common.paths import CONF_DIR, OUTPUT_ROOT
 
 
 def data_rate(root: str, n: int = 1500) -> tuple[float, torch.Tensor]:
@@ -97,7 +97,7 @@ def main(args: list[str]) -> list[dict]:
             backbone, size = spec.split("@")
             rows.append(measure(root, backbone, int(size)))
             print(json.dumps(rows[-1]))
-    out = os.path.join(os.environ.get("SWAP_FACTORY_OUT", "outputs"), "reports", "detector_throughput.json")
+    out = str(OUTPUT_ROOT / "reports" / "detector_throughput.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:  # evaluate ship_dir= copies the shipped backbone's rates into its manifest
         json.dump(rows, f, indent=1)

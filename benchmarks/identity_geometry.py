@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import factory  # noqa: F401
-from factory.common.paths import REPO_ROOT
+from factory.common.paths import OUTPUT_ROOT
 from factory.identity.encoders import DlibEncoder, SFaceEncoder, embed_batched
 from factory.identity.verification import make_pairs
 from factory.ingest.facedata import decode, load_faces, to_tensor
@@ -27,7 +27,7 @@ def faces_at(items: list[dict], size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def main(faces_dir: str = str(REPO_ROOT / "outputs" / "faces"), size: int = 64) -> None:
+def main(faces_dir: str = str(OUTPUT_ROOT / "faces"), size: int = 64) -> None:
     torch.manual_seed(0)
     train = faces_at(load_faces(faces_dir, "train")[:1024], size)
     val_items = load_faces(faces_dir, "val", ["celeba-wild", "celeba-aligned"], min_per_identity=2)

@@ -27,7 +27,7 @@ import factory  # noqa: F401
 from factory.common.face_mesh import euler_degrees, shared_mesh, similarity_align
 from factory.common.images import resize
 from factory.common.masks import REGIONS, inter_ocular
-from factory.common.paths import REPO_ROOT
+from factory.common.paths import OUTPUT_ROOT
 from factory.common.thresholds import best_threshold
 from factory.dataset.mesh_methods import EXPRESSION, STABLE, Morph, Partial, Reenact
 from factory.dataset.methods import Pair
@@ -42,7 +42,7 @@ SIZE = 64
 def recognisers() -> dict:
     """dlib, SFace and — when `train_identity` has run — the trained encoder."""
     out = {"dlib": DlibEncoder(), "sface": SFaceEncoder()}
-    ckpt = REPO_ROOT / "outputs" / "identity" / "arcface" / "checkpoints" / "best.ckpt"
+    ckpt = OUTPUT_ROOT / "identity" / "arcface" / "checkpoints" / "best.ckpt"
     if ckpt.exists():
         from factory.identity.training import load_trained_encoder
 
@@ -82,8 +82,8 @@ def expression_distance(out: np.ndarray, target: np.ndarray, source: np.ndarray)
     return float(d_out), float(d_tgt), float(pose)
 
 
-def main(n_pairs: int = 500, faces_dir: str = str(REPO_ROOT / "outputs" / "faces"),
-         out_dir: str = str(REPO_ROOT / "outputs" / "reports" / "manipulations")) -> dict:
+def main(n_pairs: int = 500, faces_dir: str = str(OUTPUT_ROOT / "faces"),
+         out_dir: str = str(OUTPUT_ROOT / "reports" / "manipulations")) -> dict:
     encs = recognisers()
     val = load_faces(faces_dir, "val", min_per_identity=2)
     val_faces, _ = faces(val)

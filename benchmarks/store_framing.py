@@ -16,13 +16,12 @@ from collections import defaultdict
 import numpy as np
 
 import factory  # noqa: F401
-from factory.common.paths import REPO_ROOT
+from factory.common.paths import OUTPUT_ROOT
 from factory.ingest.facedata import decode, load_faces
 from factory.ingest.framing import framing
 
 
-def main(faces_dir: str = "outputs/faces", n: int = 400, split: str = "test") -> dict:
-    faces_dir = str(REPO_ROOT / faces_dir)
+def main(faces_dir: str = str(OUTPUT_ROOT / "faces"), n: int = 400, split: str = "test") -> dict:
     rows: dict[str, list] = defaultdict(list)
     oof: dict[str, list] = defaultdict(list)
     for item in load_faces(faces_dir, split):

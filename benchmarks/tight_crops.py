@@ -25,7 +25,7 @@ import numpy as np
 import factory  # noqa: F401
 from detector.adapters import load_scorer
 from detector.faces_in import FaceReader
-from factory.common.paths import REPO_ROOT, portable
+from factory.common.paths import OUTPUT_ROOT, REPO_ROOT, portable
 from factory.common.shards import iter_samples
 
 
@@ -38,10 +38,10 @@ def tight_crop(face: np.ndarray, keep: float = 0.8, size: int = 224) -> np.ndarr
 
 
 def main(detector: str = str(REPO_ROOT / "weights/detector.pt"), n: int = 1000,
-         keep: float = 0.8, crops_from: str | None = None, stored_dir: str = "outputs/dataset_128") -> dict:
+         keep: float = 0.8, crops_from: str | None = None, stored_dir: str = str(OUTPUT_ROOT / "dataset_128")) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    root = REPO_ROOT / "outputs" / "reports" / "tight_crops"
+    root = OUTPUT_ROOT / "reports" / "tight_crops"
     stored_dir = str(REPO_ROOT / stored_dir)
     crops_from = str(REPO_ROOT / crops_from) if crops_from else stored_dir
     stored, labels, names, methods = [], [], [], []

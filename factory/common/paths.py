@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO_ROOT / "conf"
+# the output root, as conf/paths has it (`paths.output_dir`): $SWAP_FACTORY_OUT, else outputs/ in the checkout
+OUTPUT_ROOT = Path(os.environ.get("SWAP_FACTORY_OUT") or REPO_ROOT / "outputs")
 
 
 def register_resolvers() -> None:

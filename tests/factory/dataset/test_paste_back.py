@@ -1,5 +1,5 @@
 """Full-image products: the inverse alignment is right, and `generate output=both` writes full images with
-their masks and placement, byte-identically on a rerun."""
+their masks and placement, byte-identically on a rerun, readable by plain webdataset and HF `datasets`."""
 import json
 import os
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from factory.common.images import Skip
-from factory.common.shards import encode_jpeg, iter_samples
+from factory.common.shards import encode_jpeg, iter_samples, read_index
 from factory.dataset.paste_back import footprint, load_photo, paste_back, photo_roots, placement, recover_placement
 from factory.ingest.facedata import decode, load_faces
 from tests.conftest import FULL_IMAGE, generate_cfg
@@ -94,3 +94,20 @@ def test_generate_full_images(full_image_dataset, small_faces, tiny_swapper_ckpt
                          for d, _, fs in os.walk(root) for f in fs if f.endswith(".tar")}
     assert tars(out) == tars(out_b)  # same config and seed → the same bytes
     assert json.loads((out / "_generate.json").read_text())["output"]["output"] == "both"
+
+
+@pytest.mark.slow
+def test_full_images_load_with_webdataset_and_hf_datasets(full_image_dataset):
+    import datasets
+    import webdataset as wds
+
+    root = str(full_image_dataset["dir"])
+    urls = [os.path.join(root, f) for f in read_index(root)["splits"]["test"]["filenames"]]
+    plain = list(wds.WebDataset(urls, shardshuffle=False).decode("rgb8").to_tuple("image.jpg", "image_mask.png", "json"))
+    assert len(plain) == full_image_dataset["stats"]["splits"]["test"]["samples"]
+    assert all(img.shape[:2] == mask.shape[:2] == (j["image"]["height"], j["image"]["width"]) for img, mask, j in plain)
+    ds = datasets.load_dataset("webdataset", data_files={"test": urls}, cache_dir=str(full_image_dataset["dir"].parent / "hf"))
+    row = ds["test"][0]
+    assert ds["test"].num_rows == len(plain)
+    assert row["image.jpg"].size == (row["json"]["image"]["width"], row["json"]["image"]["height"])
+    assert row["image_mask.png"].size == row["image.jpg"].size and row["jpg"].size == (128, 128)
