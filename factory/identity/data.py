@@ -7,7 +7,8 @@ from typing import Sequence
 import albumentations as A
 import cv2
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, Dataset
 
 from factory.ingest.facedata import FaceDataset, load_faces, train_loader
 
@@ -23,6 +24,21 @@ def identity_augment(strength: float = 1.0) -> A.Compose:
         A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.Downscale(scale_range=(0.4, 0.8))], p=0.25 * strength),
         A.ImageCompression(quality_range=(40, 95), p=0.3 * strength),
     ])
+
+
+class WithTargets(Dataset):
+    """A face dataset whose items also carry a precomputed target (the teacher's embedding of the face)."""
+
+    def __init__(self, faces: FaceDataset, targets: torch.Tensor):
+        if len(faces) != len(targets):
+            raise ValueError(f"{len(targets)} targets for {len(faces)} faces")
+        self.faces, self.targets, self.items = faces, targets, faces.items
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int):
+        return (*self.faces[i], self.targets[i])
 
 
 class IdentityDataModule(pl.LightningDataModule):
@@ -53,6 +69,10 @@ class IdentityDataModule(pl.LightningDataModule):
         self.num_classes = len(self.train_set.classes)
         val = load_faces(self.faces_dir, "val", self.sources, 2)[: hp.val_limit]
         self.val_set = FaceDataset(val)
+
+    def attach_targets(self, targets: torch.Tensor) -> None:
+        """Train batches become (faces, labels, targets): `targets` row i belongs to `train_set.items[i]`."""
+        self.train_set = WithTargets(getattr(self.train_set, "faces", self.train_set), targets)
 
     def train_dataloader(self) -> DataLoader:
         return train_loader(self.train_set, self.hparams.batch_size, self.hparams.num_workers)

@@ -3,7 +3,9 @@
 Beside the margin loss on identity-labelled faces, `w_distill` adds embedding distillation towards a frozen
 pretrained recogniser (`teacher`, e.g. dlib) on every face of the batch, labelled or not (label −1): the
 student's embedding, linearly projected to the teacher's size, is pulled to the teacher's by cosine.
-`w_margin=0` trains by distillation alone."""
+The teacher's embeddings of the un-augmented faces can be computed once (`teacher_targets`, cached) and ride
+in the batch as a third element; without them the teacher embeds each augmented batch. `w_margin=0` trains
+by distillation alone."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,8 +53,9 @@ class IdentityModule(pl.LightningModule):
             state_dict = {**{f"teacher.{k}": v for k, v in self.teacher.state_dict().items()}, **state_dict}
         return super().load_state_dict(state_dict, strict=strict, **kwargs)
 
-    def losses(self, faces: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The margin loss on the labelled faces (label ≥ 0) and the distillation loss on all of them."""
+    def losses(self, faces: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The margin loss on the labelled faces (label ≥ 0) and the distillation loss on all of them, towards
+        `target` (the teacher's embeddings, precomputed) or the teacher's embedding of `faces`."""
         emb = self.encoder(faces)
         out = {}
         known = labels >= 0
@@ -61,14 +64,15 @@ class IdentityModule(pl.LightningModule):
             out["margin"] = F.cross_entropy(logits, labels[known])
             out["acc"] = (logits.argmax(1) == labels[known]).float().mean()
         if self.teacher is not None:
-            with torch.no_grad():
-                target = self.teacher.eval()(faces)
+            if target is None:
+                with torch.no_grad():
+                    target = self.teacher.eval()(faces)
             out["distill"] = (1 - F.cosine_similarity(self.project(emb), target, dim=1)).mean()
         return out
 
     def training_step(self, batch, _):
-        faces, labels = batch
-        parts = self.losses(faces, labels)
+        faces, labels, *target = batch
+        parts = self.losses(faces, labels, target[0] if target else None)
         hp = self.hparams
         loss = hp.w_margin * parts.get("margin", faces.new_zeros(())) + hp.w_distill * parts.get("distill", faces.new_zeros(()))
         self.log("train/loss", loss, prog_bar=True)
@@ -100,6 +104,31 @@ class IdentityModule(pl.LightningModule):
         warm = int(total * hp.warmup_epochs / max(1, self.trainer.max_epochs))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: warmup_cosine(step, warm, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def teacher_targets(teacher: torch.nn.Module, items: list[dict], cache_dir: str, batch_size: int = 64) -> torch.Tensor:
+    """The frozen teacher's embeddings of the un-augmented faces `items` (store items), computed once and
+    cached in `cache_dir` under the teacher's name and a hash of the faces' keys."""
+    import hashlib
+    import os
+
+    from factory.ingest.facedata import decode, to_tensor
+
+    keys = "\n".join(it["meta"]["key"] for it in items)
+    name = f"teacher_{type(teacher).__name__}_{hashlib.sha256(keys.encode()).hexdigest()[:16]}.pt"
+    path = os.path.join(cache_dir, name)
+    if os.path.exists(path):
+        return torch.load(path, weights_only=True)
+    teacher = teacher.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(items), batch_size):
+            out.append(teacher(torch.stack([to_tensor(decode(it["jpg"])) for it in items[i:i + batch_size]])))
+    targets = torch.cat(out) if out else torch.zeros(0, teacher.embedding_dim)
+    os.makedirs(cache_dir, exist_ok=True)
+    torch.save(targets, path + ".part")
+    os.replace(path + ".part", path)
+    return targets
 
 
 def load_trained_encoder(checkpoint: str) -> TimmEncoder:

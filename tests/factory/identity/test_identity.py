@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from factory.common.paths import CONF_DIR
 from factory.identity.encoders import DlibEncoder, MarginHead, SFaceEncoder, TimmEncoder, crop_resize
 from factory.identity.evaluation import embed_faces
 from factory.identity.verification import make_pairs, pair_scores, verification_metrics
@@ -131,3 +132,46 @@ def test_margin_plus_distillation_steps_on_real_faces_lower_both_losses(small_fa
     last = {k: float(v) for k, v in module.losses(faces, y).items() if k != "acc"}
     assert set(first) == {"margin", "distill"}
     assert last["margin"] < first["margin"] and last["distill"] < first["distill"], (first, last)
+
+
+
+def test_cached_teacher_targets_are_the_teachers_embeddings_and_ride_in_the_batch(small_faces, tmp_path):
+    """Distillation targets computed once equal the teacher on the same faces, are reused from the cache,
+    and reach the loss as the batch's third element."""
+    from factory.identity.data import IdentityDataModule
+    from factory.identity.training import IdentityModule, teacher_targets
+
+    dm = IdentityDataModule(str(small_faces["dir"]), min_per_identity=2, batch_size=4, num_workers=0,
+                            augment_strength=0.0, unlabelled=True)
+    dm.setup("fit")
+    module = IdentityModule({"backbone": "resnet10t", "input_size": 64}, dm.num_classes, {"margin": 0.2},
+                            teacher={"_target_": "factory.identity.DlibEncoder"}, w_distill=1.0)
+    items = dm.train_set.items[:6]
+    targets = teacher_targets(module.teacher, items, str(tmp_path))
+    from factory.ingest.facedata import FaceDataset
+
+    direct = module.teacher(torch.stack([FaceDataset(items)[i][0] for i in range(6)]))  # un-augmented
+    assert torch.allclose(targets, direct, atol=1e-5)
+    assert len(list(tmp_path.glob("teacher_DlibEncoder_*.pt"))) == 1
+    assert torch.equal(teacher_targets(module.teacher, items, str(tmp_path)), targets)  # from the cache
+    dm.attach_targets(teacher_targets(module.teacher, dm.train_set.items, str(tmp_path)))
+    faces, labels, target = next(iter(dm.train_dataloader()))
+    assert target.shape == (4, module.teacher.embedding_dim)
+    loss = module.training_step((faces, labels, target), 0)
+    assert torch.isfinite(loss) and loss > 0
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "identity_model").glob("*.yaml")))
+def test_every_identity_model_config_instantiates_as_train_identity_does(option, small_faces):
+    """Each variant builds through Hydra exactly as the pipeline builds it, and embeds real faces."""
+    from hydra.utils import instantiate
+
+    from factory.ingest.facedata import FaceDataset
+    from tests.compose import compose_config
+
+    cfg = compose_config("train_identity", [f"identity_model={option}"])
+    module = instantiate(cfg.identity_model, num_classes=3, _convert_="all")
+    faces = FaceDataset(load_faces(str(small_faces["dir"]), "test")[:2])
+    emb = module.eval()(torch.stack([faces[i][0] for i in range(2)]))
+    assert emb.shape == (2, module.encoder.embedding_dim) and torch.isfinite(emb).all()
+    assert (module.teacher is not None) == (cfg.identity_model.get("w_distill", 0) > 0)
