@@ -43,3 +43,14 @@ def portable(path: str, roots: dict[str, str] | None = None) -> str:
     if full.is_relative_to(REPO_ROOT):
         return full.relative_to(REPO_ROOT).as_posix()
     return full.name
+
+
+def portable_tree(node, roots: dict[str, str] | None = None):
+    """`node` (dicts, lists, scalars) with every absolute path string made `portable`."""
+    if isinstance(node, dict):
+        return {k: portable_tree(v, roots) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [portable_tree(v, roots) for v in node]
+    if isinstance(node, str) and node.startswith("/"):
+        return portable(node, roots)
+    return node

@@ -28,7 +28,7 @@ from factory.common import storage
 from factory.common.images import resize
 from factory.common.memory import release_free_memory
 from factory.common.masks import encode_mask
-from factory.common.paths import portable
+from factory.common.paths import portable, portable_tree
 from factory.common.shards import atomic_write_json, dump_json, encode_jpeg, iter_samples, write_shard
 from factory.dataset import perturbations
 from factory.dataset.methods import Method, Pair
@@ -328,6 +328,7 @@ def run(cfg, progress: bool = True) -> dict:
                    "identity": OmegaConf.to_container(cfg.identity, resolve=True)}
     if whole is not None:  # a face-only dataset keeps the fingerprint it always had
         fingerprint["output"] = {"output": output, **{k: v for k, v in whole.items() if k != "roots"}}
+    fingerprint = portable_tree(fingerprint, roots)  # it travels with the dataset: no machine paths
     storage.makedirs(storage.join(out_dir, WORK))
     fp_path = storage.join(out_dir, "_generate.json")
     if storage.exists(fp_path) and json.loads(storage.read_bytes(fp_path)) != json.loads(json.dumps(fingerprint)):

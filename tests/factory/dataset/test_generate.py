@@ -112,13 +112,14 @@ def test_two_ranks_write_the_same_shards_as_one(made, tmp_path):
 
 
 def test_nothing_written_for_others_names_a_machine_path(made):
-    """Card, index, stats and every sample's metadata travel with the dataset: no absolute path in them."""
+    """Card, index, stats, the resume fingerprint and every sample's metadata travel with the dataset: no absolute
+    path in them."""
     import re
 
     from factory.common.paths import REPO_ROOT
 
     root = made["dir"]
-    texts = {name: (root / name).read_text() for name in ("README.md", "_info.json", "stats.json")}
+    texts = {name: (root / name).read_text() for name in ("README.md", "_info.json", "stats.json", "_generate.json")}
     texts.update({f"{s['__key__']}.json": s["json"].decode() for s in iter_samples(str(root), "test", decode=False)})
     machine = [str(p) for p in (REPO_ROOT, root, made["faces"]["dir"], REPO_ROOT.parent, os.path.realpath(root))]
     absolute = re.compile(r"(?<![\w.:/])/(?:root|work|tmp|home|Users|mnt|var|opt)/")
