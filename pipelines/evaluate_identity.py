@@ -18,7 +18,17 @@ def main(cfg: DictConfig) -> dict:
     name = type(encoder).__name__
     report = evaluate_identity(encoder, cfg.faces_dir, os.path.join(cfg.out_dir, name), list(cfg.sources),
                                cfg.pairs, cfg.impostors, cfg.seed, name)
-    print(json.dumps({k: report[k] for k in ("encoder", "test_identities", "verification", "identification")}, indent=1))
+    figures = {k: report[k] for k in ("encoder", "test_identities", "verification", "identification")}
+    print(json.dumps(figures, indent=1))
+    if cfg.get("ship_dir"):  # identity=trained: the evaluated file ships with these figures
+        from factory.common.model_files import choose
+        from factory.identity.shipped import ship_identity
+
+        if "load_trained_encoder" not in cfg.identity.get("_target_", ""):
+            raise SystemExit("ship_dir= ships the trained encoder: use identity=trained")
+        path = choose(cfg.identity.checkpoint, cfg.identity.trained, cfg.identity.fallback, "identity encoder")
+        figures["data"] = f"{cfg.sources} [test]"
+        print(json.dumps({k: v for k, v in ship_identity(path, cfg.ship_dir, figures).items() if k != "figures"}, indent=1, default=str))
     return report
 
 

@@ -17,7 +17,8 @@ def main(cfg: DictConfig) -> dict:
     module = instantiate(cfg.identity_model, num_classes=datamodule.num_classes, _convert_="all")
     if module.teacher is not None and cfg.get("teacher_cache", True):  # the teacher embeds each face once
         datamodule.attach_targets(teacher_targets(module.teacher, datamodule.train_set.items, cfg.out_dir))
-    result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/auc", seed=cfg.seed)
+    result = fit(module, datamodule, cfg.trainer, cfg.out_dir, monitor="val/auc", seed=cfg.seed,
+                 init_from=cfg.get("init_from"))
     print(OmegaConf.to_yaml(result))
     return result
 

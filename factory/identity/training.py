@@ -37,6 +37,32 @@ class IdentityModule(pl.LightningModule):
             self.teacher = instantiate(teacher).eval().requires_grad_(False)
             self.project = torch.nn.Linear(self.encoder.embedding_dim, self.teacher.embedding_dim, bias=False)
         self._val_emb: list[torch.Tensor] = []
+        self.lineage: list[dict] = []  # the encoder files this run continued (init_from), oldest first
+
+    def load_shipped(self, path: str) -> None:
+        """Start the encoder from an identity file — shipped (`weights/identity.pt`) or a run's `.ckpt` — for
+        `train_identity init_from=`; the margin head starts anew (its classes are this run's)."""
+        import os
+
+        from factory.common.model_files import ModelFileError, read_weights
+        from factory.common.paths import sha256_file
+        from factory.identity.shipped import run_facts
+
+        blob = read_weights(path)
+        source = load_trained_encoder(path)
+        try:
+            self.encoder.load_state_dict(source.state_dict())
+        except RuntimeError as e:
+            raise ModelFileError(path, f"an encoder of another shape than this run's ({str(e).splitlines()[-1].strip()[:120]})") from None
+        facts = run_facts(path, blob)
+        self.lineage = [*facts.get("history", []), {"file": os.path.basename(path), "sha256": sha256_file(path),
+                                                     "train_seconds": facts.get("total_train_seconds")}]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["lineage"] = self.lineage
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.lineage = checkpoint.get("lineage", [])
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         return self.encoder(faces)
@@ -131,18 +157,22 @@ def teacher_targets(teacher: torch.nn.Module, items: list[dict], cache_dir: str,
     return targets
 
 
-def load_trained_encoder(checkpoint: str) -> TimmEncoder:
-    """The frozen, eval-mode encoder of an `IdentityModule` checkpoint, with a clear error if missing."""
-    from factory.common.model_files import ModelFileError, expect_state, read_weights
+def load_trained_encoder(checkpoint: str | None = None, trained: str | None = None,
+                         fallback: str | None = None) -> TimmEncoder:
+    """The frozen, eval-mode encoder of an `IdentityModule` checkpoint or of shipped weights
+    (`weights/identity.pt`): the file named, else the local training output, else the shipped one."""
+    from factory.common.model_files import ModelFileError, choose, expect_state, read_weights
+    from factory.identity.shipped import shipped_encoder
 
-    blob = read_weights(checkpoint, "run `python -m pipelines.train_identity` or choose identity=dlib")
-    state = expect_state(checkpoint, blob, "identity encoder", "encoder.")
+    path = choose(checkpoint, trained, fallback, "identity encoder") if (trained or fallback) else checkpoint
+    blob = read_weights(path, "run `python -m pipelines.train_identity` or choose identity=dlib")
+    if "hyper_parameters" not in blob:
+        return shipped_encoder(path, blob)
+    state = expect_state(path, blob, "identity encoder", "encoder.")
     module = IdentityModule(**{**blob["hyper_parameters"], "w_distill": 0.0})  # the encoder alone: no teacher
     state = {k: v for k, v in state.items() if not k.startswith("project.")}
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
-        raise ModelFileError(checkpoint, f"weights do not fit this identity encoder ({str(e).splitlines()[-1].strip()[:120]})") from None
+        raise ModelFileError(path, f"weights do not fit this identity encoder ({str(e).splitlines()[-1].strip()[:120]})") from None
     return module.encoder.eval().requires_grad_(False)
-
-

@@ -175,3 +175,28 @@ def test_every_identity_model_config_instantiates_as_train_identity_does(option,
     emb = module.eval()(torch.stack([faces[i][0] for i in range(2)]))
     assert emb.shape == (2, module.encoder.embedding_dim) and torch.isfinite(emb).all()
     assert (module.teacher is not None) == (cfg.identity_model.get("w_distill", 0) > 0)
+
+
+def test_shipped_identity_encoder_loads_with_weights_only_and_seeds_a_run(small_faces, tmp_path):
+    """A trained encoder ships as fp16 weights with a manifest, loads back (weights_only) to the same
+    embeddings within fp16 error, is the fallback of `identity=trained`, and seeds `init_from`."""
+    from factory.identity.shipped import ship_identity
+    from factory.identity.training import IdentityModule, load_trained_encoder
+    from factory.ingest.facedata import FaceDataset
+
+    module = IdentityModule({"backbone": "resnet10t", "input_size": 64}, 4, {"margin": 0.2})
+    ckpt = tmp_path / "run.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict(), "epoch": 1,
+                "global_step": 10}, ckpt)
+    manifest = ship_identity(str(ckpt), str(tmp_path / "weights"), {"verification": {"auc": 0.5}})
+    shipped = tmp_path / "weights" / "identity.pt"
+    assert torch.load(shipped, weights_only=True)["kind"] == "swap-factory identity encoder"
+    assert manifest["sha256"] and manifest["steps"] == 10 and (tmp_path / "weights" / "identity.json").exists()
+    faces = torch.stack([FaceDataset(load_faces(str(small_faces["dir"]), "test")[:3])[i][0] for i in range(3)])
+    expect = load_trained_encoder(str(ckpt))(faces)
+    got = load_trained_encoder(None, str(tmp_path / "no_local.ckpt"), str(shipped))(faces)
+    assert torch.allclose(got, expect, atol=2e-2)
+    seeded = IdentityModule({"backbone": "resnet10t", "input_size": 64}, 7, {"margin": 0.2})
+    seeded.load_shipped(str(shipped))
+    assert torch.allclose(seeded.encoder.eval()(faces), got, atol=1e-5)
+    assert seeded.lineage[-1]["sha256"] == manifest["sha256"]
