@@ -4,7 +4,6 @@ Fine-tuning a pretrained backbone: `head_only_steps` trains the new classifier a
 learning rate is 0 until then), and `backbone_lr` scales the backbone's learning rate against the head's."""
 from __future__ import annotations
 
-import os
 
 import pytorch_lightning as pl
 import torch
@@ -27,7 +26,7 @@ class DetectorModule(pl.LightningModule):
         for `train_detector init_from=`; the file's own lineage and an entry for it are kept."""
         from detector.shipped import load_detector, run_facts
         from factory.common.model_files import ModelFileError, read_weights
-        from factory.common.paths import sha256_file
+        from factory.common.training import continued_lineage
 
         blob = read_weights(path)
         source = load_detector(path, blob)
@@ -35,9 +34,7 @@ class DetectorModule(pl.LightningModule):
             raise ModelFileError(path, f"a {source.backbone_name} at {source.input_size} px; this run trains a "
                                        f"{self.model.backbone_name} at {self.model.input_size} px")
         self.model.load_state_dict(source.state_dict())
-        facts = run_facts(path, blob)  # the file's own lineage and CPU seconds (a shipped file's, or a checkpoint's)
-        self.lineage = [*facts.get("history", []), {"file": os.path.basename(path), "sha256": sha256_file(path),
-                                                     "train_seconds": facts.get("total_train_seconds")}]
+        self.lineage = continued_lineage(path, run_facts(path, blob))  # the file's own lineage and CPU seconds
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lineage"] = self.lineage

@@ -14,8 +14,8 @@ import torch
 
 from detector.models import Detector
 from factory.common.model_files import ModelFileError, expect_state, read_weights
-from factory.common.paths import portable, sha256_file
-from factory.common.training import checkpoint_train_seconds
+from factory.common.paths import sha256_file
+from factory.common.training import run_facts as common_run_facts
 
 KIND = "swap-factory detector"
 
@@ -62,18 +62,8 @@ def save_detector(model: Detector, config: dict, path: str, manifest: dict | Non
 
 
 def run_facts(checkpoint: str, blob: dict | None = None) -> dict:
-    """What a manifest records of the run behind a checkpoint: its config, training seconds, steps, and
-    the files it continued (with theirs), so the CPU hours behind shipped weights add up across machines."""
-    blob = read_weights(checkpoint) if blob is None else blob
-    if "hyper_parameters" not in blob:  # shipped weights: their own manifest says it
-        return {k: v for k, v in blob.get("manifest", {}).items() if k not in ("file", "sha256", "bytes", "figures", "config")}
-    own = checkpoint_train_seconds(blob)
-    lineage = blob.get("lineage", [])
-    before = sum(e.get("train_seconds") or 0.0 for e in lineage[-1:])  # the last entry's total includes its own lineage
-    hp, data = blob["hyper_parameters"], blob.get("datamodule_hyper_parameters", {})
-    return {"data": {k: (portable(v) if k == "root" else v) for k, v in data.items()}, "recipe": {k: v for k, v in hp.items() if k != "model"}, "train_seconds": own,
-            "total_train_seconds": round((own or 0.0) + before, 1), "epochs": blob.get("epoch"),
-            "steps": blob.get("global_step"), "history": lineage, "source_checkpoint": os.path.basename(checkpoint)}
+    """What a manifest records of the run behind a detector file (`factory.common.training.run_facts`)."""
+    return common_run_facts(checkpoint, read_weights(checkpoint) if blob is None else blob, "model", "root")
 
 
 def ship_detector(checkpoint: str, weights_dir: str, manifest: dict | None = None) -> dict:

@@ -77,6 +77,33 @@ def trainer_timer(trainer: pl.Trainer) -> Timer | None:
     return next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
 
 
+def run_facts(path: str, blob: dict, network_key: str, data_path_key: str) -> dict:
+    """What a manifest records of the run behind a model file: recipe (the hyper-parameters but the network's
+    config, `network_key`), data (with `data_path_key` made portable), training seconds, steps, and the files
+    it continued (with theirs), so the CPU hours behind shipped weights add up across machines. Shipped
+    weights carry their own manifest, which says it."""
+    from factory.common.paths import portable
+
+    if "hyper_parameters" not in blob:
+        return {k: v for k, v in blob.get("manifest", {}).items() if k not in ("file", "sha256", "bytes", "figures", "config")}
+    own = checkpoint_train_seconds(blob)
+    lineage = blob.get("lineage", [])
+    before = sum(e.get("train_seconds") or 0.0 for e in lineage[-1:])  # the last entry's total includes its own lineage
+    hp, data = blob["hyper_parameters"], blob.get("datamodule_hyper_parameters", {})
+    return {"data": {k: (portable(v) if k == data_path_key else v) for k, v in data.items()},
+            "recipe": {k: v for k, v in hp.items() if k != network_key}, "train_seconds": own,
+            "total_train_seconds": round((own or 0.0) + before, 1), "epochs": blob.get("epoch"),
+            "steps": blob.get("global_step"), "history": lineage, "source_checkpoint": os.path.basename(path)}
+
+
+def continued_lineage(path: str, facts: dict) -> list[dict]:
+    """The lineage of a run started from the model file `path` (`init_from`): the file's own, then the file."""
+    from factory.common.paths import sha256_file
+
+    return [*facts.get("history", []), {"file": os.path.basename(path), "sha256": sha256_file(path),
+                                        "train_seconds": facts.get("total_train_seconds")}]
+
+
 def checkpoint_train_seconds(checkpoint: dict) -> float | None:
     """Training seconds the `Timer` callback state in a Lightning checkpoint counted (across resumes), if any."""
     timer = next((v for k, v in (checkpoint.get("callbacks") or {}).items() if str(k).startswith("Timer")), {})

@@ -13,8 +13,8 @@ import os
 import torch
 
 from factory.common.model_files import ModelFileError, expect_state, read_weights
-from factory.common.paths import portable, sha256_file
-from factory.common.training import checkpoint_train_seconds
+from factory.common.paths import sha256_file
+from factory.common.training import run_facts as common_run_facts
 from factory.identity.encoders import TimmEncoder
 
 KIND = "swap-factory identity encoder"
@@ -32,26 +32,17 @@ def encoder_from(path: str, config: dict, state: dict) -> TimmEncoder:
 
 
 def run_facts(path: str, blob: dict) -> dict:
-    """What a manifest records of the run behind a file: recipe, data, training seconds (with the lineage's)."""
-    if "hyper_parameters" not in blob:  # shipped weights: their own manifest says it
-        return {k: v for k, v in blob.get("manifest", {}).items() if k not in ("file", "sha256", "bytes", "figures", "config")}
-    own = checkpoint_train_seconds(blob) or 0.0
-    lineage = blob.get("lineage", [])
-    before = sum(e.get("train_seconds") or 0.0 for e in lineage[-1:])  # the last entry's total includes its lineage
-    hp, data = blob["hyper_parameters"], blob.get("datamodule_hyper_parameters", {})
-    return {"recipe": {k: v for k, v in hp.items() if k != "encoder"},
-            "data": {k: (portable(v) if k == "faces_dir" else v) for k, v in data.items()},
-            "train_seconds": own, "total_train_seconds": round(own + before, 1), "epochs": blob.get("epoch"),
-            "steps": blob.get("global_step"), "history": lineage, "source_checkpoint": os.path.basename(path)}
+    """What a manifest records of the run behind an identity file (`factory.common.training.run_facts`)."""
+    return common_run_facts(path, blob, "encoder", "faces_dir")
 
 
 def ship_identity(checkpoint: str, weights_dir: str, figures: dict | None = None) -> dict:
     """Write `identity.pt` + `identity.json` from a `train_identity` checkpoint (or shipped weights)."""
-    from factory.identity.training import load_trained_encoder
+    from factory.identity.training import encoder_in
 
     blob = read_weights(checkpoint)
     config = blob["hyper_parameters"]["encoder"] if "hyper_parameters" in blob else blob["config"]
-    encoder = load_trained_encoder(checkpoint)
+    encoder = encoder_in(checkpoint, blob)
     path = os.path.join(weights_dir, "identity.pt")
     manifest = {"file": "identity.pt", "config": config, **run_facts(checkpoint, blob)}
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in encoder.state_dict().items()}

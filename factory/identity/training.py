@@ -42,21 +42,16 @@ class IdentityModule(pl.LightningModule):
     def load_shipped(self, path: str) -> None:
         """Start the encoder from an identity file — shipped (`weights/identity.pt`) or a run's `.ckpt` — for
         `train_identity init_from=`; the margin head starts anew (its classes are this run's)."""
-        import os
-
         from factory.common.model_files import ModelFileError, read_weights
-        from factory.common.paths import sha256_file
+        from factory.common.training import continued_lineage
         from factory.identity.shipped import run_facts
 
         blob = read_weights(path)
-        source = load_trained_encoder(path)
         try:
-            self.encoder.load_state_dict(source.state_dict())
+            self.encoder.load_state_dict(encoder_in(path, blob).state_dict())
         except RuntimeError as e:
             raise ModelFileError(path, f"an encoder of another shape than this run's ({str(e).splitlines()[-1].strip()[:120]})") from None
-        facts = run_facts(path, blob)
-        self.lineage = [*facts.get("history", []), {"file": os.path.basename(path), "sha256": sha256_file(path),
-                                                     "train_seconds": facts.get("total_train_seconds")}]
+        self.lineage = continued_lineage(path, run_facts(path, blob))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lineage"] = self.lineage
@@ -161,11 +156,17 @@ def load_trained_encoder(checkpoint: str | None = None, trained: str | None = No
                          fallback: str | None = None) -> TimmEncoder:
     """The frozen, eval-mode encoder of an `IdentityModule` checkpoint or of shipped weights
     (`weights/identity.pt`): the file named, else the local training output, else the shipped one."""
-    from factory.common.model_files import ModelFileError, choose, expect_state, read_weights
-    from factory.identity.shipped import shipped_encoder
+    from factory.common.model_files import choose, read_weights
 
     path = choose(checkpoint, trained, fallback, "identity encoder") if (trained or fallback) else checkpoint
-    blob = read_weights(path, "run `python -m pipelines.train_identity` or choose identity=dlib")
+    return encoder_in(path, read_weights(path, "run `python -m pipelines.train_identity` or choose identity=dlib"))
+
+
+def encoder_in(path: str, blob: dict) -> TimmEncoder:
+    """The frozen encoder in `blob`, the content of `path`: an `IdentityModule` checkpoint or shipped weights."""
+    from factory.common.model_files import ModelFileError, expect_state
+    from factory.identity.shipped import shipped_encoder
+
     if "hyper_parameters" not in blob:
         return shipped_encoder(path, blob)
     state = expect_state(path, blob, "identity encoder", "encoder.")
