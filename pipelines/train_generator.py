@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 import pipelines
 from factory.common.paths import CONF_DIR
 from factory.common.training import fit
-from factory.dataset.methods import warp_blend_faces
+from factory.common.graphics import warp_blend_faces
 from factory.swapper.evaluation import evaluate_swapper, summary_table
 from factory.swapper.training import load_swapper
 from factory.swapper.shipped import ship_swapper

@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 
 from factory.common.face_mesh import shared_mesh, similarity_align
+from factory.common.graphics import colour_transfer
 from factory.common.masks import REGIONS, blend, inter_ocular, mesh_mask
 from factory.dataset.mesh_warp import similarity_2d, triangulate, warp, with_border
-from factory.dataset.methods import Method, Pair, Swap, colour_transfer
+from factory.dataset.methods import Method, Pair, Swap
 
 # MediaPipe topology: what moves with expression, what stays with the skull, and the open mouth
 EXPRESSION = sorted({i for r in ("eyes", "brows", "mouth") for part in REGIONS[r] for i in part}

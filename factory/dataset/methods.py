@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from factory.common.face_mesh import blend_into_targets
+from factory.common.graphics import graphics_swap
 from factory.common.masks import blend, face_mask
 from factory.common.paths import sha256_file
 
@@ -89,22 +90,9 @@ class Swap(Method):
         return blend_into_targets(self.decode(pairs), [p.target for p in pairs], [p.target_lm for p in pairs], self.mask)
 
 
-def colour_transfer(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Reinhard colour transfer in Lab: match src's masked mean/std to dst's."""
-    s = cv2.cvtColor(src, cv2.COLOR_RGB2LAB).astype(np.float32)
-    d = cv2.cvtColor(dst, cv2.COLOR_RGB2LAB).astype(np.float32)
-    m = mask > 0.5
-    if m.sum() < 4:
-        return src
-    s_mu, s_sd = s[m].mean(0), s[m].std(0) + 1e-3
-    d_mu, d_sd = d[m].mean(0), d[m].std(0) + 1e-3
-    out = (s - s_mu) / s_sd * d_sd + d_mu
-    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
-
-
 class WarpBlend(Method):
     """Classic graphics swap (FaceForensics++'s FaceSwap family): warp the source face onto the target's
-    landmarks, transfer the target's colour, Poisson-blend (seamless clone) and feather with the mask."""
+    landmarks, transfer the target's colour, Poisson-blend, feather with the mask (`factory.common.graphics`)."""
 
     name = "warp_blend"
 
@@ -113,24 +101,7 @@ class WarpBlend(Method):
         self.seamless = seamless
 
     def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
-        result = []
-        for p in pairs:
-            size = p.target.shape[0]
-            matrix, _ = cv2.estimateAffinePartial2D(p.source_lm.astype(np.float32), p.target_lm.astype(np.float32))
-            if matrix is None:
-                matrix = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
-            warped = cv2.warpAffine(p.source, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REFLECT_101)
-            mask = face_mask(p.target_lm, size)
-            warped = colour_transfer(warped, p.target, mask)
-            if self.seamless:
-                hard = (mask > 0.05).astype(np.uint8) * 255
-                ys, xs = np.nonzero(hard)
-                if len(xs) and xs.min() > 0 and ys.min() > 0 and xs.max() < size - 1 and ys.max() < size - 1:
-                    centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
-                    warped = cv2.seamlessClone(warped, p.target, hard, centre, cv2.NORMAL_CLONE)
-            result.append((blend(warped, p.target, mask), mask))
-        return result
+        return [graphics_swap(p.target, p.source, p.target_lm, p.source_lm, self.seamless) for p in pairs]
 
 
 class SelfBlend(Method):
@@ -164,10 +135,3 @@ class SelfBlend(Method):
                              feather=rng.uniform(0.05, 0.3), shift=tuple(rng.uniform(-0.1, 0.1, 2)))
             result.append((blend(jitter, p.target, mask), mask))
         return result
-
-
-def warp_blend_faces(targets, sources, target_lms, source_lms) -> np.ndarray:
-    """The graphics swap on aligned faces (a baseline for the learned swapper's evaluation)."""
-    pairs = [Pair(t, s, tl, sl, np.random.default_rng(i)) for i, (t, s, tl, sl) in
-             enumerate(zip(targets, sources, target_lms, source_lms))]
-    return np.stack([fake for fake, _ in WarpBlend()(pairs)])

@@ -25,8 +25,16 @@ def view_augment() -> A.Compose:
     ])
 
 
+def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
+    """5 landmarks (eyes, nose, mouth corners in image order) of the horizontally mirrored image."""
+    out = landmarks.copy()
+    out[:, 0] = width - 1 - out[:, 0]
+    return out[[1, 0, 2, 4, 3]]
+
+
 class PairedViewDataset(Dataset):
-    """(face, another view of the same person, the face's soft mask): another photo of that identity when
+    """(face, another view of the same person, the face's soft mask, its 5 landmarks in its pixels —
+    for the cross-identity graphics target): another photo of that identity when
     there is one (seeded per index and epoch), else an augmented copy. The mask is the swap method's
     blend mask (`factory.common.face_mesh.swap_mask`: the face mesh's hull, or the ellipse), flipped with the face."""
 
@@ -56,9 +64,11 @@ class PairedViewDataset(Dataset):
             view = decode(self.items[others[rng.integers(len(others))]]["jpg"])
         else:
             view = self.view(image=image)["image"]
+        landmarks = np.asarray(self.items[i]["meta"]["landmarks"], np.float32)
         if self.flip is not None and rng.random() < 0.5:
-            image, mask = image[:, ::-1], mask[:, ::-1]
-        return to_tensor(image), to_tensor(view), torch.from_numpy(np.ascontiguousarray(mask))[None]
+            image, mask, landmarks = image[:, ::-1], mask[:, ::-1], flip_landmarks(landmarks, image.shape[1])
+        return (to_tensor(image), to_tensor(view), torch.from_numpy(np.ascontiguousarray(mask))[None],
+                torch.from_numpy(landmarks))
 
 
 class SwapDataModule(pl.LightningDataModule):

@@ -12,6 +12,9 @@ of the same person (another photo, else an augmented copy) and b = faces of othe
                   pattern satisfies the recogniser without a face; attribute loss ‖T(s) − T(x)‖²;
                   landmark loss |L(blend) − L(x)| with L MTCNN's frozen O-net (5 points, differentiable):
                   the target's head pose and mouth survive (the judge of pose is MediaPipe's mesh, not L)
+- cross target    L1 between the shipped swap and the factory's graphics swap of the same pair (`w_cross`,
+                  ReliableSwap's idea): a pixel target across identities, "B's face in A's pose", where
+                  reconstruction only supervises same-person pairs
 - feature match   L1 between D's layer activations of x̂ and of x (SimSwap's weak feature matching):
                   detail where plain L1 blurs
 - discriminator   real: (x, E(v)); fake: (x̂, E(v)), (blend, E(b)) and the mismatched real (x, E(b)),
@@ -20,11 +23,13 @@ The real pair uses *another view* so D cannot win by spotting identical halves (
 """
 from __future__ import annotations
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from factory.common.graphics import graphics_swap
 from factory.common.model_files import ModelFileError, expect_state, read_weights, require_file
 from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, load_shipped, shipped_lineage
 
@@ -79,6 +84,16 @@ def identity_loss(swapper: FaceSwapper, shipped: torch.Tensor, source_vec: torch
             moments.append(match((vec, maps), ref))
     zero = id_losses[0].new_zeros(())
     return sum(id_losses) / len(id_losses), (sum(moments) / len(moments) if moments else zero)
+
+
+def cross_targets(faces: torch.Tensor, landmarks: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """The graphics swap (`factory.common.graphics.graphics_swap`) of each face i with the identity of face
+    perm[i]: faces B x 3 x H x W in [0, 1], landmarks B x 5 x 2 in their pixels → B x 3 x H x W in [0, 1]
+    (a constant target: no gradient flows into it; deterministic, so a seeded run replays it)."""
+    u8 = (faces.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    lm = landmarks.detach().cpu().numpy()
+    out = [graphics_swap(u8[i], u8[j], lm[i], lm[j])[0] for i, j in enumerate(perm.tolist())]
+    return torch.from_numpy(np.stack(out)).to(faces.device).permute(0, 3, 1, 2).float().div_(255)
 
 
 def feature_moments(vec: torch.Tensor, maps: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -170,7 +185,7 @@ class SwapperModule(pl.LightningModule):
                  id_maps: bool = True, refine: int = 0, disc_width: int = 32, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: tuple = (0.0, 0.99), w_adv: float = 1.0, w_rec: float = 10.0, w_id: float = 5.0,
                  w_attr: float = 10.0, w_fm: float = 0.0, w_lm: float = 0.0, lm_features: str = "points",
-                 w_moments: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0,
+                 w_moments: float = 0.0, w_cross: float = 0.0, id_copies: int = 1, augment_strength: float = 1.0,
                  calibration_faces: int = 1024, grid_faces: int = 8):
         super().__init__()
         self.save_hyperparameters()
@@ -240,6 +255,12 @@ class SwapperModule(pl.LightningModule):
             lm_s, lm_x = Landmarks.pose(lm_s), Landmarks.pose(lm_x)
         return F.l1_loss(lm_s, lm_x)
 
+    @staticmethod
+    def _landmarks(batch) -> torch.Tensor:
+        if len(batch) < 4:
+            raise ValueError("w_cross > 0 needs each face's 5 landmarks in the batch (SwapDataModule gives them)")
+        return batch[3]
+
     def training_step(self, batch, _):
         hp = self.hparams
         opt_g, opt_d = self.optimizers()
@@ -279,15 +300,18 @@ class SwapperModule(pl.LightningModule):
                                          real=x if self.moments is not None else None, match=self.moments)
         attr = sum(F.mse_loss(a, b.detach()) for a, b in zip(sw.texture(swap), texture)) / len(texture)
         lm = self.landmark_loss(shipped, x) if self.landmarks is not None else rec_loss.new_zeros(())
+        cross = rec_loss.new_zeros(())
+        if hp.w_cross > 0:
+            cross = F.l1_loss(shipped, sw.resize(cross_targets(batch[0], self._landmarks(batch), perm)))
         g_loss = (hp.w_adv * adv + hp.w_rec * rec_loss + hp.w_id * id_loss + hp.w_attr * attr + hp.w_fm * fm
-                  + hp.w_lm * lm + hp.w_moments * moments)
+                  + hp.w_lm * lm + hp.w_moments * moments + hp.w_cross * cross)
         self.manual_backward(g_loss)
         opt_g.step()
 
         self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.stack([r.mean() for r in d_real]).mean(),
                        "train/g_adv": adv, "train/rec_l1": rec_loss, "train/id_loss": id_loss, "train/attr": attr,
                        "train/fm": fm, "train/landmarks": lm,
-                       "train/moments": moments},
+                       "train/moments": moments, "train/cross": cross},
                       prog_bar=True)
         return g_loss
 
@@ -307,6 +331,9 @@ class SwapperModule(pl.LightningModule):
         self.log("val/id_cos_target", F.cosine_similarity(e_swap, id_x[0]).mean())
         if self.landmarks is not None:
             self.log("val/landmarks", self.landmark_loss(shipped, x))
+        if self.hparams.w_cross > 0:
+            perm = torch.roll(torch.arange(len(x), device=x.device), 1)
+            self.log("val/cross_l1", F.l1_loss(shipped, sw.resize(cross_targets(batch[0], self._landmarks(batch), perm))))
         if batch_idx == 0 and self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
             n = self.hparams.grid_faces
             save_grid([x[:n], ident_faces[:n], shipped[:n], rec[:n]],

@@ -63,7 +63,7 @@ def test_evaluate_swapper_end_to_end_with_baselines(small_faces, tmp_path):
     baseline; the target keeps its own pose and expression, another person's face does not."""
     import torch
 
-    from factory.dataset.methods import warp_blend_faces
+    from factory.common.graphics import warp_blend_faces
     from factory.identity.encoders import DlibEncoder, SFaceEncoder
     from factory.swapper.evaluation import evaluate_swapper
     from factory.swapper.networks import FaceSwapper

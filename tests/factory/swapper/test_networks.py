@@ -6,15 +6,16 @@ from factory.identity.encoders import DlibEncoder, TimmEncoder
 from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, to_canonical
 
 
-@pytest.mark.parametrize("make,refine", [(lambda: TimmEncoder(input_size=64), 0), (DlibEncoder, 0), (DlibEncoder, 1)],
-                         ids=["vector", "vector+maps", "vector+maps+refine"])
-def test_swapper_shapes_range_and_determinism(make, refine):
+@pytest.mark.parametrize("make,refine,size", [(lambda: TimmEncoder(input_size=64), 0, 64), (DlibEncoder, 0, 64),
+                                              (DlibEncoder, 1, 64), (DlibEncoder, 2, 128)],
+                         ids=["vector", "vector+maps", "vector+maps+refine", "128px"])
+def test_swapper_shapes_range_and_determinism(make, refine, size):
     torch.manual_seed(0)
-    sw = FaceSwapper(make(), size=64, width=8, refine=refine)
+    sw = FaceSwapper(make(), size=size, width=8, refine=refine)
     a, b = torch.rand(3, 3, 128, 128), torch.rand(3, 3, 128, 128)
     sw.calibrate(torch.cat([a, b]))
     out = sw.swap(a, b, batch_size=2)
-    assert out.shape == (3, 3, 64, 64) and out.min() >= 0 and out.max() <= 1
+    assert out.shape == (3, 3, size, size) and out.min() >= 0 and out.max() <= 1
     torch.testing.assert_close(sw.swap(a, b), out)
     vec, maps = sw.identity_features(b)
     assert len(maps) == len(sw.identity.map_channels)

@@ -169,3 +169,74 @@ def test_init_from_a_checkpoint_adds_refine_blocks_as_the_identity(tiny_swapper_
     torch.testing.assert_close(grown.disc.state_dict(), source.disc.state_dict())
     with pytest.raises(ValueError, match="do not fit"):
         SwapperModule(**{**hp, "width": hp["width"] * 2}).load_shipped(tiny_swapper_ckpt)
+
+
+def test_cross_identity_target_is_the_graphics_swap_differentiable_and_seeded(small_faces):
+    """The cross-identity pixel target (ReliableSwap's idea) is the factory's graphics swap of the same
+    pair, computed from each face's landmarks (mirrored with the face); the loss to it passes gradients
+    to the swap and none to the target, and the same batch gives the same target."""
+    from factory.common.graphics import graphics_swap
+    from factory.swapper.data import PairedViewDataset, flip_landmarks
+    from factory.swapper.training import cross_targets
+
+    items = load_faces(str(small_faces["dir"]), "train", ["celeba-wild"])[:4]
+    data = PairedViewDataset(items, seed=0)
+    batch = [torch.stack(t) for t in zip(*(data[i] for i in range(4)))]
+    x, lm = batch[0], batch[3]
+    assert lm.shape == (4, 5, 2) and bool((lm[:, 0, 0] < lm[:, 1, 0]).all())  # eyes in image order, flipped or not
+    lm0 = np.asarray(items[0]["meta"]["landmarks"], np.float32)
+    np.testing.assert_allclose(flip_landmarks(flip_landmarks(lm0, 128), 128), lm0)
+    perm = torch.roll(torch.arange(4), 1)
+    target = cross_targets(x, lm, perm)
+    torch.testing.assert_close(cross_targets(x, lm, perm), target, rtol=0, atol=0)
+    u8 = (x * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    fake, mask = graphics_swap(u8[1], u8[0], lm[1].numpy(), lm[0].numpy())
+    np.testing.assert_array_equal((target[1].permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).numpy(), fake)
+    inside, outside = mask > 0.9, mask < 0.01
+    diff = (target - x).abs().mean(1)
+    assert float(diff[1][torch.from_numpy(inside)].mean()) > 0.03  # the face changed …
+    assert float(diff[1][torch.from_numpy(outside)].mean()) < 0.01  # … the rest of the crop did not
+    swap = x.clone().requires_grad_(True)
+    torch.nn.functional.l1_loss(swap, target).backward()
+    assert swap.grad.abs().sum() > 0 and not target.requires_grad
+
+
+def test_128px_swapper_grows_from_64px_weights_trains_with_the_cross_target_and_resumes(small_faces, tmp_path):
+    """The 128 px config (`swapper=px128`: same shapes, refine blocks, cross-identity target) starts from
+    64 px weights, takes training steps on the datamodule's batches (landmarks included), and its shipped
+    weights resume it exactly."""
+    import pytorch_lightning as pl
+
+    from factory.swapper.data import PairedViewDataset
+    from factory.swapper.networks import load_shipped, save_shipped
+    from factory.swapper.training import SwapperModule
+
+    pl.seed_everything(0)
+    hp = {"identity": {"_target_": "factory.identity.encoders.DlibEncoder"}, "size": 64, "width": 8, "disc_width": 8}
+    small = SwapperModule(**hp)  # stands in for weights/swapper.pt: 64 px, as shipped
+    small.swapper.calibrated.fill_(True)
+    save_shipped(small.swapper, dict(small.hparams), str(tmp_path / "swapper64.pt"))
+    hp = {**dict(small.hparams), "size": 128, "refine": 2, "w_cross": 5.0}
+    module = SwapperModule(**hp)
+    module.load_shipped(str(tmp_path / "swapper64.pt"))
+    torch.testing.assert_close(module.swapper.decoder.out.weight, small.swapper.decoder.out.weight, atol=1e-3, rtol=0)
+    data = PairedViewDataset(load_faces(str(small_faces["dir"]), "train", ["celeba-wild"])[:8], seed=0)
+    logs = []
+
+    class Grab(pl.Callback):
+        def on_train_batch_end(self, trainer, *_):
+            logs.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    trainer = pl.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_checkpointing=False,  # 2 per batch
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[Grab()])
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=4))
+    assert len(logs) == 2 and all(0 < r["train/cross"] < 0.5 for r in logs)
+    x = torch.stack([data.face(i) for i in range(4)])
+    b = torch.roll(x, 1, 0)
+    out = module.swapper.swap(x, b)
+    assert out.shape == (4, 3, 128, 128)
+    save_shipped(module.swapper, dict(module.hparams), str(tmp_path / "swapper128.pt"))
+    assert (load_shipped(str(tmp_path / "swapper128.pt")).swap(x, b) - out).abs().max() < 1 / 255
+    resumed = SwapperModule(**hp)
+    resumed.load_shipped(str(tmp_path / "swapper128.pt"))
+    assert (resumed.swapper.swap(x, b) - out).abs().max() < 1 / 255
