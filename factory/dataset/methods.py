@@ -19,6 +19,7 @@ from factory.common.face_mesh import blend_into_targets
 from factory.common.graphics import graphics_swap
 from factory.common.masks import blend, face_mask
 from factory.common.paths import sha256_file
+from factory.ingest.facedata import to_uint8
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Swap(Method):
         out = self.swapper.swap(stack([p.target for p in pairs]), stack([p.source for p in pairs]), self.batch_size)
         if out.shape[-1] != size:
             out = torch.nn.functional.interpolate(out, size=(size, size), mode="bilinear", align_corners=False)
-        return list((out.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        return list(to_uint8(out))
 
     def forward(self, pairs: list[Pair]) -> list[tuple[np.ndarray, np.ndarray]]:
         return blend_into_targets(self.decode(pairs), [p.target for p in pairs], [p.target_lm for p in pairs], self.mask)

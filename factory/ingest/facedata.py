@@ -37,6 +37,11 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """B x 3 x H x W float in [0, 1] → B x H x W x 3 uint8 (rounded): `to_tensor`'s inverse, batched."""
+    return (x.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
 def train_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
     """Shuffled, full-batch training loader (workers kept alive across epochs)."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,

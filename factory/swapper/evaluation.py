@@ -25,7 +25,7 @@ from factory.common.images import resize
 from factory.common.face_mesh import blend_into_targets
 from factory.common.shards import encode_jpeg
 from factory.identity.encoders import IdentityEncoder, embed_batched
-from factory.ingest.facedata import decode, load_faces, to_tensor
+from factory.ingest.facedata import decode, load_faces, to_tensor, to_uint8
 from factory.ingest.faces import TEMPLATE, FaceDetector, similarity_matrix
 
 
@@ -134,10 +134,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 def sharpness(images: np.ndarray) -> np.ndarray:
     """Laplacian variance per image (uint8 RGB)."""
     return np.array([cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() for im in images])
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def jpeg_roundtrip(images: np.ndarray, quality: int) -> np.ndarray:

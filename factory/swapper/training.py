@@ -23,7 +23,6 @@ The real pair uses *another view* so D cannot win by spotting identical halves (
 """
 from __future__ import annotations
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -31,6 +30,7 @@ from hydra.utils import instantiate
 
 from factory.common.graphics import graphics_swap
 from factory.common.model_files import ModelFileError, expect_state, read_weights, require_file
+from factory.ingest.facedata import to_tensor, to_uint8
 from factory.swapper.networks import ConsistencyDiscriminator, FaceSwapper, load_shipped, shipped_lineage
 
 
@@ -90,10 +90,9 @@ def cross_targets(faces: torch.Tensor, landmarks: torch.Tensor, perm: torch.Tens
     """The graphics swap (`factory.common.graphics.graphics_swap`) of each face i with the identity of face
     perm[i]: faces B x 3 x H x W in [0, 1], landmarks B x 5 x 2 in their pixels → B x 3 x H x W in [0, 1]
     (a constant target: no gradient flows into it; deterministic, so a seeded run replays it)."""
-    u8 = (faces.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    lm = landmarks.detach().cpu().numpy()
-    out = [graphics_swap(u8[i], u8[j], lm[i], lm[j])[0] for i, j in enumerate(perm.tolist())]
-    return torch.from_numpy(np.stack(out)).to(faces.device).permute(0, 3, 1, 2).float().div_(255)
+    u8, lm = to_uint8(faces), landmarks.detach().cpu().numpy()
+    out = [to_tensor(graphics_swap(u8[i], u8[j], lm[i], lm[j])[0]) for i, j in enumerate(perm.tolist())]
+    return torch.stack(out).to(faces.device)
 
 
 def feature_moments(vec: torch.Tensor, maps: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -321,7 +320,8 @@ class SwapperModule(pl.LightningModule):
         saved as a sample grid (rows: texture | identity | swap | reconstruction)."""
         sw = self.swapper
         x, mask = sw.resize(batch[0]), sw.resize(batch[2])
-        ident_faces = torch.roll(x, 1, 0)
+        perm = torch.roll(torch.arange(len(x), device=x.device), 1)
+        ident_faces = x[perm]
         id_x, id_b = sw.identity_features(x), sw.identity_features(ident_faces)
         rec, swap = sw(x, id_x), sw(x, id_b)
         shipped = mask * swap + (1 - mask) * x
@@ -332,7 +332,6 @@ class SwapperModule(pl.LightningModule):
         if self.landmarks is not None:
             self.log("val/landmarks", self.landmark_loss(shipped, x))
         if self.hparams.w_cross > 0:
-            perm = torch.roll(torch.arange(len(x), device=x.device), 1)
             self.log("val/cross_l1", F.l1_loss(shipped, sw.resize(cross_targets(batch[0], self._landmarks(batch), perm))))
         if batch_idx == 0 and self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
             n = self.hparams.grid_faces
